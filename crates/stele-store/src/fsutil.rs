@@ -1,0 +1,61 @@
+//! Small file-system helpers: directory fsync, atomic replace, the data-directory lock.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::os::unix::io::AsRawFd;
+use std::path::Path;
+
+use crate::error::{Result, StoreError};
+
+/// fsyncs a directory so that entries created or renamed in it survive a crash.
+///
+/// # Errors
+/// I/O errors.
+pub fn sync_dir(dir: &Path) -> Result<()> {
+    let d = File::open(dir).map_err(StoreError::io("open dir", dir))?;
+    d.sync_all().map_err(StoreError::io("fsync dir", dir))
+}
+
+/// Writes `bytes` to `path` atomically: temp file, fsync, rename, fsync of the directory.
+///
+/// # Errors
+/// I/O errors.
+pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    {
+        let mut f = OpenOptions::new().create(true).write(true).truncate(true).open(&tmp).map_err(StoreError::io("create", &tmp))?;
+        f.write_all(bytes).map_err(StoreError::io("write", &tmp))?;
+        f.sync_all().map_err(StoreError::io("fsync", &tmp))?;
+    }
+    std::fs::rename(&tmp, path).map_err(StoreError::io("rename", path))?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
+/// An exclusive advisory lock on the data directory, released when dropped (or when the
+/// process dies, so a kill -9 never leaves a stale lock).
+pub struct DirLock {
+    _file: File,
+}
+
+impl DirLock {
+    /// Takes the lock at `path`.
+    ///
+    /// # Errors
+    /// `Locked` when another process holds it; I/O errors.
+    pub fn acquire(path: &Path) -> Result<DirLock> {
+        let f = OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(StoreError::io("open", path))?;
+        // SAFETY: flock on a valid, owned descriptor.
+        let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+        if rc != 0 {
+            let err = std::io::Error::last_os_error();
+            if err.kind() == std::io::ErrorKind::WouldBlock {
+                return Err(StoreError::Locked(path.parent().unwrap_or(path).to_path_buf()));
+            }
+            return Err(StoreError::Io { op: "lock", path: path.to_path_buf(), source: err });
+        }
+        Ok(DirLock { _file: f })
+    }
+}

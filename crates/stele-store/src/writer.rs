@@ -1,0 +1,338 @@
+//! The single writer thread: sequencing, group commit and checkpoint publication.
+//!
+//! Appenders queue requests; the writer takes everything queued (up to a bound), resolves
+//! idempotent retries, stamps one commit time, hashes the new leaves, writes all their frames
+//! with one `write` per segment and one `fdatasync`, and only then updates the derived files,
+//! publishes the new size and answers. Publishing checkpoints on this same thread means a
+//! checkpoint can make the derived files durable at exactly the size it signs.
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::mpsc::{Receiver, RecvTimeoutError};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use stele_core::checkpoint::{sign_checkpoint, Checkpoint};
+use stele_core::hash::leaf_hash;
+use stele_core::merkle::Frontier;
+use stele_core::note::NoteSigner;
+use stele_core::timestamp::{Timestamp, TIMESTAMP_LEN};
+use stele_core::Hash;
+use tokio::sync::oneshot;
+
+use crate::bundles::BundleIndexWriter;
+use crate::error::{Result, StoreError};
+use crate::frame;
+use crate::idindex::{IdIndex, IdRecord};
+use crate::layout::{Layout, BUNDLE_WIDTH, ENTRIES_PER_SEGMENT};
+use crate::levels::LevelWriter;
+use crate::segments::SegmentWriter;
+use crate::shared::Shared;
+use crate::types::{Appended, NewEntry, SignedCheckpoint};
+
+/// Most entries one group commit takes.
+const MAX_GROUP_ENTRIES: usize = 1 << 16;
+/// Most bytes one group commit takes.
+const MAX_GROUP_BYTES: usize = 64 << 20;
+
+/// A message to the writer.
+pub(crate) enum Msg {
+    /// Append entries; answer when durable.
+    Append(AppendRequest),
+    /// Publish a checkpoint now.
+    Checkpoint(oneshot::Sender<Result<SignedCheckpoint>>),
+}
+
+/// One caller's append.
+pub(crate) struct AppendRequest {
+    pub entries: Vec<NewEntry>,
+    pub bytes: usize,
+    pub reply: oneshot::Sender<Result<Vec<Appended>>>,
+}
+
+/// Everything the writer owns.
+pub(crate) struct Writer {
+    pub layout: Layout,
+    pub shared: Arc<Shared>,
+    pub segments: SegmentWriter,
+    pub levels: LevelWriter,
+    pub bundles: BundleIndexWriter,
+    pub frontier: Frontier,
+    pub ids: Arc<IdIndex>,
+    pub signer: NoteSigner,
+    pub last_time_ns: i64,
+    pub checkpoint_interval: Duration,
+    pub checkpointed_size: u64,
+    pub last_checkpoint_at: Instant,
+}
+
+/// Where one requested entry ends up.
+enum Slot {
+    /// New entry at this position of the group's new entries.
+    New(usize),
+    /// Already in the log before this group.
+    Existing(IdRecord),
+}
+
+impl Writer {
+    /// Runs until every sender is gone, then publishes a final checkpoint.
+    pub fn run(mut self, rx: Receiver<Msg>) {
+        loop {
+            let due = self.frontier.size() > self.checkpointed_size;
+            let wait = if due {
+                self.checkpoint_interval.saturating_sub(self.last_checkpoint_at.elapsed())
+            } else {
+                Duration::from_secs(3600)
+            };
+            let first = match rx.recv_timeout(wait) {
+                Ok(m) => Some(m),
+                Err(RecvTimeoutError::Timeout) => None,
+                Err(RecvTimeoutError::Disconnected) => break,
+            };
+            let mut group = Vec::new();
+            let mut cp_waiters = Vec::new();
+            let (mut n, mut bytes) = (0usize, 0usize);
+            let mut next = first;
+            while let Some(msg) = next {
+                match msg {
+                    Msg::Append(r) => {
+                        n += r.entries.len();
+                        bytes += r.bytes;
+                        group.push(r);
+                    }
+                    Msg::Checkpoint(tx) => cp_waiters.push(tx),
+                }
+                if n >= MAX_GROUP_ENTRIES || bytes >= MAX_GROUP_BYTES {
+                    break;
+                }
+                next = rx.try_recv().ok();
+            }
+            if !group.is_empty() {
+                self.shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
+                self.commit_group(group);
+            }
+            let due = self.frontier.size() > self.checkpointed_size && self.last_checkpoint_at.elapsed() >= self.checkpoint_interval;
+            if due || !cp_waiters.is_empty() {
+                let res = self.publish_checkpoint();
+                if let Err(e) = &res {
+                    tracing::error!(error = %e, "checkpoint publication failed");
+                }
+                for w in cp_waiters {
+                    let _ = w.send(match &res {
+                        Ok(cp) => Ok(cp.clone()),
+                        Err(e) => Err(StoreError::Index(format!("checkpoint failed: {e}"))),
+                    });
+                }
+            }
+        }
+        if self.frontier.size() > self.checkpointed_size && !self.shared.poisoned.load(Ordering::Acquire) {
+            if let Err(e) = self.publish_checkpoint() {
+                tracing::error!(error = %e, "final checkpoint failed");
+            }
+        }
+    }
+
+    fn commit_group(&mut self, group: Vec<AppendRequest>) {
+        if self.shared.poisoned.load(Ordering::Acquire) {
+            for r in group {
+                let _ = r.reply.send(Err(StoreError::Poisoned));
+            }
+            return;
+        }
+        // 1. Resolve ids: retries of stored events, retries within this group, conflicts.
+        let mut pending_ids: HashMap<[u8; 16], ([u8; 16], usize)> = HashMap::new();
+        let mut new_entries: Vec<NewEntry> = Vec::new();
+        let mut plans: Vec<(oneshot::Sender<Result<Vec<Appended>>>, Vec<Slot>)> = Vec::new();
+        'requests: for req in group {
+            let mut slots = Vec::with_capacity(req.entries.len());
+            let mut local: Vec<([u8; 16], [u8; 16], usize)> = Vec::new();
+            let base = new_entries.len();
+            let mut mine: Vec<NewEntry> = Vec::new();
+            for e in req.entries {
+                if let Some(k) = e.key {
+                    let prior = pending_ids.get(&k.id).copied().or_else(|| local.iter().find(|(id, _, _)| *id == k.id).map(|(_, d, p)| (*d, *p)));
+                    if let Some((digest, pos)) = prior {
+                        if digest != k.digest {
+                            let _ = req.reply.send(Err(StoreError::Conflict { id: uuid::Uuid::from_bytes(k.id).to_string(), index: self.frontier.size() + pos as u64 }));
+                            continue 'requests;
+                        }
+                        slots.push(Slot::New(pos));
+                        continue;
+                    }
+                    match self.ids.get(&k.id) {
+                        Ok(Some(rec)) if rec.digest == k.digest => {
+                            slots.push(Slot::Existing(rec));
+                            continue;
+                        }
+                        Ok(Some(rec)) => {
+                            let _ = req.reply.send(Err(StoreError::Conflict { id: uuid::Uuid::from_bytes(k.id).to_string(), index: rec.index }));
+                            continue 'requests;
+                        }
+                        Ok(None) => {}
+                        Err(e) => {
+                            let _ = req.reply.send(Err(e));
+                            continue 'requests;
+                        }
+                    }
+                    local.push((k.id, k.digest, base + mine.len()));
+                }
+                slots.push(Slot::New(base + mine.len()));
+                mine.push(e);
+            }
+            for (id, digest, pos) in local {
+                pending_ids.insert(id, (digest, pos));
+            }
+            new_entries.extend(mine);
+            plans.push((req.reply, slots));
+        }
+
+        // 2. One commit time for the group, never before the previous one.
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
+        let time_ns = now.max(self.last_time_ns);
+        let time = Timestamp::from_unix_nanos(time_ns);
+        for e in &mut new_entries {
+            if let Some(off) = e.time_offset {
+                if let Some(slot) = e.data.get_mut(off..off + TIMESTAMP_LEN) {
+                    time.write_to(slot);
+                }
+            }
+        }
+        let leaves = hash_leaves(&new_entries);
+
+        // 3. Frames, one write per segment, one fdatasync: the durability point.
+        let start = self.frontier.size();
+        let fsync_started = Instant::now();
+        let bundle_starts = match self.write_frames(start, time_ns, &new_entries) {
+            Ok(b) => b,
+            Err(e) => {
+                self.poison(&e);
+                for (reply, _) in plans {
+                    let _ = reply.send(Err(StoreError::Poisoned));
+                }
+                return;
+            }
+        };
+        self.shared.metrics.observe_commit(new_entries.len(), fsync_started.elapsed());
+        self.last_time_ns = time_ns;
+
+        // 4. Derived state: tree nodes, bundle offsets, ids.
+        for off in bundle_starts {
+            self.bundles.push(off);
+        }
+        let levels = &mut self.levels;
+        for leaf in &leaves {
+            self.frontier.push(*leaf, |level, _index, hash| levels.push(level, &hash));
+        }
+        let end = self.frontier.size();
+        let records: Vec<([u8; 16], IdRecord)> = new_entries
+            .iter()
+            .enumerate()
+            .filter_map(|(i, e)| e.key.map(|k| (k.id, IdRecord { index: start + i as u64, time_ns, digest: k.digest })))
+            .collect();
+        let derived = self.levels.flush().and_then(|_| self.bundles.flush()).and_then(|_| if records.is_empty() { Ok(()) } else { self.ids.insert(&records, end, false) });
+        if let Err(e) = derived {
+            // The entries are durable; only derived files failed. Recovery rebuilds them, but
+            // this process must not go on serving from them.
+            self.poison(&e);
+        }
+        self.shared.size.store(end, Ordering::Release);
+        self.shared.metrics.tree_size.set(end as i64);
+
+        // 5. Answer.
+        for (reply, slots) in plans {
+            let mut seen = std::collections::HashSet::new();
+            let result: Result<Vec<Appended>> = slots
+                .into_iter()
+                .map(|s| match s {
+                    Slot::New(pos) => {
+                        let first = seen.insert(pos);
+                        Ok(Appended { index: start + pos as u64, leaf_hash: leaves.get(pos).copied().unwrap_or_default(), time, duplicate: !first })
+                    }
+                    Slot::Existing(rec) => Ok(Appended { index: rec.index, leaf_hash: self.shared.leaf_hash(rec.index)?, time: Timestamp::from_unix_nanos(rec.time_ns), duplicate: true }),
+                })
+                .collect();
+            let _ = reply.send(result);
+        }
+    }
+
+    /// Writes the frames for `entries` (first index `start`), syncs, and returns the offsets of
+    /// the bundles that start in them.
+    fn write_frames(&mut self, start: u64, time_ns: i64, entries: &[NewEntry]) -> Result<Vec<u64>> {
+        let mut bundle_starts = Vec::new();
+        let mut buf = Vec::with_capacity(entries.iter().map(|e| e.data.len() + 2).sum::<usize>() + 64);
+        let mut i = 0usize;
+        let mut dirty = false;
+        while i < entries.len() {
+            let index = start + i as u64;
+            if index % ENTRIES_PER_SEGMENT == 0 && index > 0 && crate::layout::segment_of(index) != self.segments.segment() {
+                if !buf.is_empty() {
+                    self.segments.append(&buf)?;
+                    buf.clear();
+                }
+                self.segments.sync()?;
+                self.segments.roll()?;
+            }
+            if index % BUNDLE_WIDTH == 0 {
+                bundle_starts.push(self.segments.len() + buf.len() as u64);
+            }
+            let room = (BUNDLE_WIDTH - index % BUNDLE_WIDTH) as usize;
+            let run = room.min(entries.len() - i);
+            frame::encode(&mut buf, index, time_ns, entries[i..i + run].iter().map(|e| e.data.as_slice()));
+            i += run;
+            dirty = true;
+        }
+        if !buf.is_empty() {
+            self.segments.append(&buf)?;
+        }
+        if dirty {
+            self.segments.sync()?;
+        }
+        Ok(bundle_starts)
+    }
+
+    fn poison(&self, e: &StoreError) {
+        tracing::error!(error = %e, "storage write failed; refusing further writes until restart");
+        self.shared.poisoned.store(true, Ordering::Release);
+    }
+
+    /// Makes derived files durable at the current size, then signs and writes a checkpoint.
+    pub fn publish_checkpoint(&mut self) -> Result<SignedCheckpoint> {
+        if self.shared.poisoned.load(Ordering::Acquire) {
+            return Err(StoreError::Poisoned);
+        }
+        let size = self.frontier.size();
+        self.levels.sync()?;
+        self.bundles.sync()?;
+        self.ids.sync(size)?;
+        let cp = Checkpoint { origin: self.signer.name().to_string(), size, root: self.frontier.root(), extensions: Vec::new() };
+        let note = sign_checkpoint(&cp, &self.signer).map_err(|e| StoreError::Key { path: self.layout.signer_key(), detail: e.to_string() })?;
+        crate::fsutil::replace_file(&self.layout.checkpoint(), note.as_bytes())?;
+        let signed = SignedCheckpoint { size, root: cp.root, note };
+        *self.shared.checkpoint.write().unwrap_or_else(|p| p.into_inner()) = Some(signed.clone());
+        self.checkpointed_size = size;
+        self.last_checkpoint_at = Instant::now();
+        self.shared.metrics.checkpoints.inc();
+        Ok(signed)
+    }
+}
+
+/// Leaf hashes of a group, split across threads when the group is large enough to pay for it.
+fn hash_leaves(entries: &[NewEntry]) -> Vec<Hash> {
+    const PARALLEL_FROM: usize = 2048;
+    if entries.len() < PARALLEL_FROM {
+        return entries.iter().map(|e| leaf_hash(&e.data)).collect();
+    }
+    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
+    let chunk = entries.len().div_ceil(threads);
+    let mut out = vec![Hash::default(); entries.len()];
+    std::thread::scope(|s| {
+        for (src, dst) in entries.chunks(chunk).zip(out.chunks_mut(chunk)) {
+            s.spawn(move || {
+                for (e, h) in src.iter().zip(dst.iter_mut()) {
+                    *h = leaf_hash(&e.data);
+                }
+            });
+        }
+    });
+    out
+}
