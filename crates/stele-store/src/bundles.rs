@@ -35,12 +35,7 @@ impl BundleIndexWriter {
         Ok(BundleIndexWriter { file, path, len: want, pending: Vec::new() })
     }
 
-    /// Number of bundles recorded (written or buffered).
-    pub fn count(&self) -> u64 {
-        (self.len + self.pending.len() as u64) / 8
-    }
-
-    /// Records that bundle `count()` starts at `offset` in its segment.
+    /// Records that the next bundle starts at `offset` in its segment.
     pub fn push(&mut self, offset: u64) {
         self.pending.extend_from_slice(&offset.to_be_bytes());
     }

@@ -117,18 +117,4 @@ impl IdIndex {
     pub fn sync(&self, through: u64) -> Result<()> {
         self.insert(&[], through, true)
     }
-
-    /// Iterates all records (for offline verification).
-    ///
-    /// # Errors
-    /// Database errors.
-    pub fn for_each(&self, mut f: impl FnMut([u8; 16], IdRecord) -> Result<()>) -> Result<()> {
-        let tx = self.db.begin_read().map_err(db_err)?;
-        let t = tx.open_table(IDS).map_err(db_err)?;
-        for item in t.iter().map_err(db_err)? {
-            let (k, v) = item.map_err(db_err)?;
-            f(*k.value(), IdRecord::decode(v.value()))?;
-        }
-        Ok(())
-    }
 }

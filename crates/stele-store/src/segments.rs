@@ -54,11 +54,6 @@ impl SegmentWriter {
         self.len
     }
 
-    /// Whether the segment is empty.
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-
     /// Starts the next segment (after syncing this one).
     ///
     /// # Errors
@@ -92,8 +87,6 @@ impl SegmentWriter {
 pub struct ReadFrame {
     /// Its header.
     pub header: FrameHeader,
-    /// Byte offset of the frame in its segment.
-    pub offset: u64,
     /// The payload (length-prefixed entries).
     pub payload: Vec<u8>,
 }
@@ -155,7 +148,7 @@ impl SegmentReader {
             if header.first_index != next {
                 return Err(StoreError::corrupt(path(), Some(next), format!("frame at byte {at} starts at entry {}, expected {next}", header.first_index)));
             }
-            out.push(ReadFrame { header, offset: at, payload: payload.to_vec() });
+            out.push(ReadFrame { header, payload: payload.to_vec() });
             next += u64::from(header.count);
             got += u64::from(header.count);
             at += flen as u64;

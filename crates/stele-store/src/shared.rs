@@ -32,7 +32,7 @@ pub(crate) struct Shared {
     pub levels: LevelReader,
     pub segments: SegmentReader,
     bundle_index: OnceLock<File>,
-    pub ids: OnceLock<std::sync::Arc<IdIndex>>,
+    pub ids: RwLock<Option<std::sync::Arc<IdIndex>>>,
     pub metrics: StoreMetrics,
 }
 
@@ -48,7 +48,7 @@ impl Shared {
             levels: LevelReader::new(layout),
             segments: SegmentReader::new(layout),
             bundle_index: OnceLock::new(),
-            ids: OnceLock::new(),
+            ids: RwLock::new(None),
             metrics: StoreMetrics::default(),
         }
     }

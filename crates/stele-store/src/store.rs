@@ -51,7 +51,7 @@ struct Inner {
     origin: String,
     verifier_key: String,
     recovery: RecoveryReport,
-    _lock: DirLock,
+    lock: Mutex<Option<DirLock>>,
 }
 
 /// A handle on an open log. Cheap to clone; the log closes when the last handle is dropped
@@ -79,11 +79,11 @@ impl Store {
         if shared.checkpoint.read().unwrap_or_else(|p| p.into_inner()).as_ref().map(|c| c.size) != Some(writer.frontier.size()) {
             writer.publish_checkpoint()?;
         }
-        let _ = shared.ids.set(writer.ids.clone());
+        *shared.ids.write().unwrap_or_else(|p| p.into_inner()) = Some(writer.ids.clone());
         let (tx, rx) = sync_channel(4096);
         let handle = std::thread::Builder::new().name("stele-writer".into()).spawn(move || writer.run(rx)).map_err(StoreError::io("spawn writer", &log_dir))?;
         Ok(Store {
-            inner: Arc::new(Inner { shared, tx: Mutex::new(Some(tx)), writer: Mutex::new(Some(handle)), max_queued_bytes: opts.max_queued_bytes, origin, verifier_key, recovery, _lock: lock }),
+            inner: Arc::new(Inner { shared, tx: Mutex::new(Some(tx)), writer: Mutex::new(Some(handle)), max_queued_bytes: opts.max_queued_bytes, origin, verifier_key, recovery, lock: Mutex::new(Some(lock)) }),
         })
     }
 
@@ -216,10 +216,8 @@ impl Store {
     /// # Errors
     /// Index database errors.
     pub fn index_of(&self, id: &[u8; 16]) -> Result<Option<u64>> {
-        match self.inner.shared.ids.get() {
-            Some(ids) => Ok(ids.get(id)?.map(|r| r.index).filter(|&i| i < self.size())),
-            None => Ok(None),
-        }
+        let ids = self.inner.shared.ids.read().unwrap_or_else(|p| p.into_inner()).clone().ok_or(StoreError::Closed)?;
+        Ok(ids.get(id)?.map(|r| r.index).filter(|&i| i < self.size()))
     }
 
     /// The leaf hash of entry `index`.
@@ -281,7 +279,8 @@ impl Store {
     }
 
     /// Stops accepting appends, lets queued ones finish, publishes a final checkpoint and
-    /// waits for the writer. Other clones of the handle can still read.
+    /// waits for the writer, then releases the directory lock. Other clones of the handle
+    /// can still read.
     ///
     /// # Errors
     /// None today; reserved for a failing final checkpoint.
@@ -291,6 +290,10 @@ impl Store {
         if let Some(h) = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
             let _ = h.join();
         }
+        // Release the directory: reads through remaining handles still work, and another
+        // process (or this one) may open the log again.
+        drop(self.inner.shared.ids.write().unwrap_or_else(|p| p.into_inner()).take());
+        drop(self.inner.lock.lock().unwrap_or_else(|p| p.into_inner()).take());
         Ok(())
     }
 }

@@ -192,7 +192,7 @@ impl Writer {
         let time = Timestamp::from_unix_nanos(time_ns);
         for e in &mut new_entries {
             if let Some(off) = e.time_offset {
-                if let Some(slot) = e.data.get_mut(off..off + TIMESTAMP_LEN) {
+                if let Some(slot) = e.data.get_mut(off..off + TIMESTAMP_LEN).and_then(|s| <&mut [u8; TIMESTAMP_LEN]>::try_from(s).ok()) {
                     time.write_to(slot);
                 }
             }

@@ -1,0 +1,294 @@
+//! Store behaviour through its public API: appends are readable, provable and recoverable.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing)]
+
+use std::path::Path;
+use std::time::Duration;
+
+use stele_core::checkpoint::open_checkpoint;
+use stele_core::hash::leaf_hash;
+use stele_core::merkle::{verify_consistency, verify_inclusion, MemoryTree};
+use stele_core::note::NoteSigner;
+use stele_core::timestamp::{Timestamp, TIMESTAMP_LEN};
+use stele_store::{verify_dir, EntryKey, NewEntry, Store, StoreError, StoreOptions};
+
+fn signer() -> NoteSigner {
+    NoteSigner::from_seed("test.example/log", [7u8; 32]).unwrap()
+}
+
+fn open(dir: &Path) -> Store {
+    let mut o = StoreOptions::new(dir, signer());
+    o.checkpoint_interval = Duration::from_secs(3600);
+    o.key_of = key_of;
+    Store::open(o).unwrap()
+}
+
+/// Test entries: "<16 hex id>|<16 hex digest>|payload".
+fn key_of(e: &[u8]) -> Option<EntryKey> {
+    let s = std::str::from_utf8(e).ok()?;
+    let mut parts = s.splitn(3, '|');
+    let id: [u8; 16] = hex::decode(parts.next()?).ok()?.try_into().ok()?;
+    let digest: [u8; 16] = hex::decode(parts.next()?).ok()?.try_into().ok()?;
+    Some(EntryKey { id, digest })
+}
+
+fn keyed(id: u8, digest: u8, payload: &str) -> NewEntry {
+    let data = format!("{}|{}|{payload}", hex::encode([id; 16]), hex::encode([digest; 16])).into_bytes();
+    NewEntry { key: key_of(&data), data, time_offset: None }
+}
+
+fn entry(i: u64) -> Vec<u8> {
+    format!("entry number {i} {}", "x".repeat((i % 300) as usize)).into_bytes()
+}
+
+fn fill(store: &Store, n: u64, batch: u64) -> Vec<Vec<u8>> {
+    let mut all = Vec::new();
+    let mut i = store.size();
+    let end = i + n;
+    while i < end {
+        let k = batch.min(end - i);
+        let es: Vec<Vec<u8>> = (i..i + k).map(entry).collect();
+        let acks = store.append_blocking(es.iter().cloned().map(NewEntry::raw).collect()).unwrap();
+        for (j, a) in acks.iter().enumerate() {
+            assert_eq!(a.index, i + j as u64);
+            assert_eq!(a.leaf_hash, leaf_hash(&es[j]));
+            assert!(!a.duplicate);
+        }
+        all.extend(es);
+        i += k;
+    }
+    all
+}
+
+#[test]
+fn appended_entries_read_back_prove_and_tile() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let entries = fill(&store, 1300, 97);
+    assert_eq!(store.size(), 1300);
+    let tree = MemoryTree::from_entries(&entries);
+    for i in [0u64, 1, 255, 256, 257, 1000, 1299] {
+        assert_eq!(store.entry(i).unwrap(), entries[i as usize]);
+    }
+    assert!(matches!(store.entry(1300), Err(StoreError::NotFound(_))));
+    let cp = store.publish_checkpoint().unwrap();
+    assert_eq!(cp.size, 1300);
+    assert_eq!(cp.root, tree.root());
+    let (parsed, _) = open_checkpoint(cp.note.as_bytes(), &signer().verifier()).unwrap();
+    assert_eq!((parsed.size, parsed.root), (1300, tree.root()));
+    for size in [1u64, 2, 3, 255, 256, 257, 700, 1300] {
+        let root = store.root(size).unwrap();
+        assert_eq!(root, MemoryTree::from_entries(&entries[..size as usize]).root());
+        for index in [0, size / 2, size - 1] {
+            let p = store.inclusion_proof(index, size).unwrap();
+            verify_inclusion(&leaf_hash(&entries[index as usize]), index, size, &p, &root).unwrap();
+        }
+        let p = store.consistency_proof(size, 1300).unwrap();
+        verify_consistency(size, 1300, &p, &root, &cp.root).unwrap();
+    }
+    // Hash tiles are byte ranges of the tree's levels; entry bundles hold the entries.
+    let t0 = store.hash_tile(0, 1, None).unwrap();
+    let want: Vec<u8> = tree.nodes(0)[256..512].iter().flat_map(|h| h.0).collect();
+    assert_eq!(t0, want);
+    let t0p = store.hash_tile(0, 5, Some(20)).unwrap();
+    let want: Vec<u8> = tree.nodes(0)[1280..1300].iter().flat_map(|h| h.0).collect();
+    assert_eq!(t0p, want);
+    assert!(store.hash_tile(0, 5, None).is_err());
+    assert!(store.hash_tile(0, 5, Some(21)).is_err());
+    let t1 = store.hash_tile(1, 0, Some(5)).unwrap();
+    let want: Vec<u8> = tree.nodes(8)[..5].iter().flat_map(|h| h.0).collect();
+    assert_eq!(t1, want);
+    let b = store.entry_bundle(4, None).unwrap();
+    let decoded = stele_core::tile::bundle_decode(&b).unwrap();
+    assert_eq!(decoded.len(), 256);
+    assert_eq!(decoded[3], entries[1024 + 3].as_slice());
+    let bp = store.entry_bundle(5, Some(20)).unwrap();
+    assert_eq!(stele_core::tile::bundle_decode(&bp).unwrap().len(), 20);
+    store.close().unwrap();
+    let report = verify_dir(dir.path(), &signer().verifier()).unwrap();
+    assert_eq!(report.entries, 1300);
+}
+
+#[test]
+fn reopening_keeps_everything_and_appends_continue() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut entries = {
+        let store = open(dir.path());
+        let e = fill(&store, 600, 50);
+        store.close().unwrap();
+        e
+    };
+    let store = open(dir.path());
+    assert_eq!(store.size(), 600);
+    assert_eq!(store.latest_checkpoint().unwrap().size, 600);
+    entries.extend(fill(&store, 100, 7));
+    assert_eq!(store.root(700).unwrap(), MemoryTree::from_entries(&entries).root());
+    assert!(matches!(Store::open(StoreOptions::new(dir.path(), signer())), Err(StoreError::Locked(_))));
+}
+
+#[test]
+fn times_are_stamped_and_never_decrease() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mut last = Timestamp::from_unix_nanos(0);
+    for i in 0..20 {
+        let data = format!("{{\"time\":\"{}\",\"n\":{i}}}", "0".repeat(TIMESTAMP_LEN)).into_bytes();
+        let ack = store.append_blocking(vec![NewEntry { data, time_offset: Some(9), key: None }]).unwrap();
+        let stored = String::from_utf8(store.entry(ack[0].index).unwrap()).unwrap();
+        assert_eq!(&stored[9..9 + TIMESTAMP_LEN], ack[0].time.format());
+        assert!(ack[0].time >= last);
+        last = ack[0].time;
+        assert_eq!(ack[0].leaf_hash, leaf_hash(stored.as_bytes()));
+    }
+}
+
+#[test]
+fn retries_are_idempotent_and_conflicts_change_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let first = store.append_blocking(vec![keyed(1, 1, "a"), keyed(2, 2, "b")]).unwrap();
+    let again = store.append_blocking(vec![keyed(2, 2, "b"), keyed(3, 3, "c")]).unwrap();
+    assert_eq!(again[0].index, first[1].index);
+    assert!(again[0].duplicate);
+    assert_eq!(again[0].leaf_hash, first[1].leaf_hash);
+    assert_eq!(again[0].time, first[1].time);
+    assert_eq!(again[1].index, 2);
+    assert_eq!(store.size(), 3);
+    // Same id, other content: the whole request is refused.
+    let err = store.append_blocking(vec![keyed(4, 4, "d"), keyed(1, 9, "changed")]).unwrap_err();
+    assert!(matches!(err, StoreError::Conflict { index: 0, .. }), "{err}");
+    assert_eq!(store.size(), 3);
+    // The same id twice in one request: one entry, reported twice.
+    let twice = store.append_blocking(vec![keyed(5, 5, "e"), keyed(5, 5, "e")]).unwrap();
+    assert_eq!(twice[0].index, twice[1].index);
+    assert!(!twice[0].duplicate && twice[1].duplicate);
+    assert_eq!(store.size(), 4);
+    assert_eq!(store.index_of(&[3; 16]).unwrap(), Some(2));
+    assert_eq!(store.index_of(&[9; 16]).unwrap(), None);
+    store.close().unwrap();
+    // The index survives reopening; ids are still known.
+    let store = open(dir.path());
+    assert!(store.append_blocking(vec![keyed(1, 1, "a")]).unwrap()[0].duplicate);
+    assert!(matches!(store.append_blocking(vec![keyed(1, 2, "a2")]), Err(StoreError::Conflict { .. })));
+}
+
+/// Copies a live data directory: what a crash at this instant would leave (all written data).
+fn crash_copy(from: &Path, to: &Path) {
+    for e in walk(from) {
+        let rel = e.strip_prefix(from).unwrap();
+        let dst = to.join(rel);
+        std::fs::create_dir_all(dst.parent().unwrap()).unwrap();
+        if rel.ends_with("LOCK") {
+            continue;
+        }
+        std::fs::copy(&e, &dst).unwrap();
+    }
+}
+
+fn walk(d: &Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(d).unwrap() {
+        let p = e.unwrap().path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p);
+        }
+    }
+    out
+}
+
+#[test]
+fn recovery_rebuilds_past_the_checkpoint_and_drops_a_torn_tail() {
+    let live = tempfile::tempdir().unwrap();
+    let store = open(live.path());
+    let mut entries = fill(&store, 300, 40);
+    store.publish_checkpoint().unwrap();
+    entries.extend(fill(&store, 333, 11));
+    for i in 0..5u8 {
+        store.append_blocking(vec![keyed(100 + i, i, "k")]).unwrap();
+        entries.push(store.entry(store.size() - 1).unwrap());
+    }
+    let crashed = tempfile::tempdir().unwrap();
+    crash_copy(live.path(), crashed.path());
+    // Unsynced derived data may be garbage after a crash: scribble over it.
+    let lvl0 = crashed.path().join("log/hashes/00");
+    let len = std::fs::metadata(&lvl0).unwrap().len();
+    let f = std::fs::OpenOptions::new().write(true).open(&lvl0).unwrap();
+    std::os::unix::fs::FileExt::write_all_at(&f, &[0xAB; 64], len - 64).unwrap();
+    // A torn frame at the end of the segment: half of a real frame.
+    let seg = crashed.path().join("log/entries/00000000.seg");
+    let mut frame = Vec::new();
+    stele_store::frame::encode(&mut frame, 638, 0, [b"never acknowledged".as_slice()].into_iter());
+    let mut data = std::fs::read(&seg).unwrap();
+    data.extend_from_slice(&frame[..frame.len() / 2]);
+    std::fs::write(&seg, &data).unwrap();
+
+    let warn = verify_dir(crashed.path(), &signer().verifier());
+    assert!(warn.is_err() || !warn.unwrap().warnings.is_empty());
+    let re = open(crashed.path());
+    assert_eq!(re.size(), 638);
+    assert_eq!(re.recovery_report().checkpoint_size, 300);
+    assert_eq!(re.recovery_report().torn_bytes as usize, frame.len() / 2);
+    assert_eq!(re.root(638).unwrap(), MemoryTree::from_entries(&entries).root());
+    assert!(re.append_blocking(vec![keyed(102, 2, "k")]).unwrap()[0].duplicate, "id index rebuilt past the checkpoint");
+    re.close().unwrap();
+    let report = verify_dir(crashed.path(), &signer().verifier()).unwrap();
+    assert_eq!(report.entries, 638);
+    assert!(report.warnings.is_empty(), "{:?}", report.warnings);
+}
+
+fn flip(path: &Path, at: u64) {
+    let mut b = std::fs::read(path).unwrap();
+    b[at as usize] ^= 0x01;
+    std::fs::write(path, b).unwrap();
+}
+
+#[test]
+fn verify_locates_tampering() {
+    let base = tempfile::tempdir().unwrap();
+    {
+        let store = open(base.path());
+        fill(&store, 700, 64);
+        store.close().unwrap();
+    }
+    let v = signer().verifier();
+    verify_dir(base.path(), &v).unwrap();
+    let case = |name: &str, damage: &dyn Fn(&Path), file_part: &str, index: Option<Option<u64>>| {
+        let d = tempfile::tempdir().unwrap();
+        crash_copy(base.path(), d.path());
+        damage(d.path());
+        let e = verify_dir(d.path(), &v).expect_err(name);
+        assert!(e.file.to_string_lossy().contains(file_part), "{name}: {e}");
+        if let Some(i) = index {
+            assert_eq!(e.index, i, "{name}: {e}");
+        }
+    };
+    let seg = "log/entries/00000000.seg";
+    case("entry byte", &|d| flip(&d.join(seg), 40), "00000000.seg", Some(Some(0)));
+    case("leaf hash", &|d| flip(&d.join("log/hashes/00"), 32 * 300 + 5), "hashes/00", Some(Some(300)));
+    case("level 8 hash", &|d| flip(&d.join("log/hashes/08"), 33), "hashes/08", Some(Some(256)));
+    case("checkpoint", &|d| flip(&d.join("log/checkpoint"), 20), "checkpoint", None);
+    case("truncated segment", &|d| {
+        let p = d.join(seg);
+        let len = std::fs::metadata(&p).unwrap().len();
+        std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(len / 2).unwrap();
+    }, "00000000.seg", None);
+    case("removed segment", &|d| std::fs::remove_file(d.join(seg)).unwrap(), "00000000.seg", Some(Some(0)));
+    case("removed level file", &|d| std::fs::remove_file(d.join("log/hashes/00")).unwrap(), "hashes/00", Some(Some(0)));
+    case("bundle index", &|d| flip(&d.join("log/bundles.idx"), 15), "bundles.idx", Some(Some(256)));
+
+    // Opening re-reads the last checkpointed bundle: damage there makes the store refuse to
+    // open rather than cut or serve acknowledged entries.
+    let d = tempfile::tempdir().unwrap();
+    crash_copy(base.path(), d.path());
+    let p = d.path().join(seg);
+    let len = std::fs::metadata(&p).unwrap().len();
+    flip(&p, len - 10);
+    let mut o = StoreOptions::new(d.path(), signer());
+    o.key_of = key_of;
+    match Store::open(o) {
+        Err(StoreError::Corrupt { index, .. }) => assert!(index.unwrap() >= 512),
+        Err(e) => panic!("unexpected error {e}"),
+        Ok(_) => panic!("store opened despite a damaged checkpointed entry"),
+    }
+}
