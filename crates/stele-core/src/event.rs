@@ -1,23 +1,498 @@
 //! The event, schema v1: validation with JSON paths, and the canonical encoding stored as the
 //! log entry.
 //!
-// API (to implement):
-// pub struct EventLimits { pub max_context_bytes: usize /* default 16384, canonical size of `context` */,
-//                          pub max_entry_bytes: usize /* default 65535 (tlog-tiles u16 bound) */,
-//                          pub client_time_tolerance_ns: i64 /* default 5 min */ }  + Default
-// pub struct FieldError { pub path: String /* "$.actor.type", "$.context" */, pub message: String } (Serialize, Display)
-// pub struct Event { id: Option<Uuid>, actor: Actor, action: String, resource: Resource, outcome: Outcome, reason, policy,
-//                    tenant, source, change: Option<Map>, context: Option<Map>, client_time: Option<String> } (Serialize, Deserialize)
-// pub fn validate(value: &serde_json::Value, limits: &EventLimits) -> Result<Event, Vec<FieldError>>
-//   every problem reported (not just the first); unknown top-level fields rejected; "time" and
-//   "client_time_skewed" are server-assigned and rejected from clients.
-// pub struct PreparedEvent { pub id: Uuid, pub bytes: Vec<u8>, pub time_offset: usize, pub content_digest: [u8; 16] }
-//   bytes = RFC 8785 canonical JSON of the stored event with a placeholder time; time_offset = offset of
-//   the 30-byte time value (inside the quotes); content_digest = first 16 bytes of SHA-256 of the
-//   canonical event without `time` and `client_time_skewed` (identical client content => identical digest).
-// impl Event { pub fn prepare(self, assigned_id: Uuid, now: Timestamp, limits: &EventLimits) -> Result<PreparedEvent, FieldError> }
-//   (uses the client id if present, else assigned_id; sets client_time_skewed: true when |now - client_time| > tolerance;
-//    errors if the entry exceeds max_entry_bytes, path "$")
-// pub fn stamp_time(entry: &mut [u8], time_offset: usize, t: Timestamp)
-// pub fn entry_key(entry: &[u8]) -> Option<(Uuid, [u8; 16])>   // id and content digest recomputed from a stored entry
-// pub fn parse_entry(entry: &[u8]) -> Result<serde_json::Value, ...>
+//! [`validate`] turns a client's JSON into an [`Event`], reporting *every* problem with its JSON
+//! path. [`Event::prepare`] adds the server-assigned fields (`id`, `time`, maybe
+//! `client_time_skewed`) and encodes the result with RFC 8785 (JCS); those bytes are the log
+//! entry, and its leaf hash is `SHA-256(0x00 ‖ bytes)` (RFC 6962 §2.1). Because JCS sorts keys
+//! and `time` sorts after every other top-level field, the time value is always the last 30
+//! bytes before `"}`, so [`stamp_time`] can overwrite it in place when the store sequences the
+//! entry. The field reference is `docs/event-schema.md`; the JSON Schema is
+//! `schema/event-v1.schema.json`.
+//!
+//! Numbers inside `context` and `change` are stored as RFC 8785 prints them: as IEEE-754
+//! doubles, so integers beyond ±2^53 lose precision. Parsing a stored entry and applying JCS
+//! again reproduces it byte for byte.
+
+use std::fmt;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use thiserror::Error;
+use uuid::Uuid;
+
+use crate::timestamp::{parse_unix_nanos_wide, Timestamp, TIMESTAMP_LEN};
+
+mod check;
+
+pub use check::{validate, InvalidEvent};
+
+/// Longest identifier (`actor.id`, `resource.id`, `session_id`, `policy.*`, `tenant`,
+/// `source`), in Unicode scalar values (what JSON Schema's `maxLength` counts).
+pub const MAX_ID_CHARS: usize = 256;
+/// Longest free-text field (`actor.name`, `actor.user_agent`, `resource.name`, `reason`).
+pub const MAX_TEXT_CHARS: usize = 1024;
+/// Longest `action` and `resource.type`.
+pub const MAX_NAME_CHARS: usize = 128;
+/// Longest `client_time`.
+pub const MAX_CLIENT_TIME_CHARS: usize = 64;
+/// Longest IP literal (an IPv4-mapped IPv6 address in full is 45 characters).
+pub const MAX_IP_CHARS: usize = 45;
+/// Largest entry tlog-tiles can hold: entry bundles prefix each entry with a `uint16` length.
+pub const MAX_ENTRY_BYTES: usize = 65_535;
+/// Length of [`PreparedEvent::content_digest`].
+pub const DIGEST_LEN: usize = 16;
+
+/// Bounds applied by [`validate`] and [`Event::prepare`] that a deployment may tune.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EventLimits {
+    /// Largest `context`, measured as its RFC 8785 canonical bytes. Default 16 KiB.
+    pub max_context_bytes: usize,
+    /// Largest canonical entry. Default (and ceiling) [`MAX_ENTRY_BYTES`].
+    pub max_entry_bytes: usize,
+    /// How far `client_time` may be from the server's time before the stored event is
+    /// marked `client_time_skewed`. Default 5 minutes.
+    pub client_time_tolerance_ns: i64,
+}
+
+impl Default for EventLimits {
+    fn default() -> Self {
+        Self {
+            max_context_bytes: 16 * 1024,
+            max_entry_bytes: MAX_ENTRY_BYTES,
+            client_time_tolerance_ns: 5 * 60 * 1_000_000_000,
+        }
+    }
+}
+
+impl EventLimits {
+    /// No size limits: for re-reading entries that were accepted under a deployment's limits.
+    const UNBOUNDED: Self = Self {
+        max_context_bytes: usize::MAX,
+        max_entry_bytes: usize::MAX,
+        client_time_tolerance_ns: i64::MAX,
+    };
+}
+
+/// One problem with a submitted event. The server returns these as
+/// `{"error": "invalid event", "problems": [{"path": …, "message": …}]}`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Error)]
+#[error("{path}: {message}")]
+pub struct FieldError {
+    /// JSON path of the offending value, like `$.actor.type`; `$` for the whole event.
+    pub path: String,
+    /// What is wrong, in words a client developer can act on.
+    pub message: String,
+}
+
+impl FieldError {
+    /// A problem at `path`.
+    pub fn new(path: impl Into<String>, message: impl Into<String>) -> Self {
+        Self {
+            path: path.into(),
+            message: message.into(),
+        }
+    }
+}
+
+/// Who acted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ActorType {
+    /// A person.
+    User,
+    /// A workload acting with its own identity.
+    Service,
+    /// The platform itself (schedulers, reconcilers).
+    System,
+}
+
+/// What the authorization decision was.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Outcome {
+    /// Permitted.
+    Allow,
+    /// Refused.
+    Deny,
+    /// No decision could be made.
+    Error,
+}
+
+/// The `actor` object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Actor {
+    /// `type`.
+    #[serde(rename = "type")]
+    pub kind: ActorType,
+    /// Stable identifier of the actor.
+    pub id: String,
+    /// Display name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// IPv4 or IPv6 literal, kept as sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub ip: Option<String>,
+    /// HTTP `User-Agent` or similar.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
+    /// Session the action belongs to.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub session_id: Option<String>,
+}
+
+/// The `resource` object.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Resource {
+    /// Kind of resource, like `document` or `role`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Identifier of the resource.
+    pub id: String,
+    /// Display name.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// The `policy` object: which policy decided.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Policy {
+    /// Identifier of the policy.
+    pub id: String,
+    /// Version of the policy.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
+}
+
+/// A validated event as a client submitted it (no `time`).
+///
+/// Only [`validate`] (or deserializing, which runs [`validate`] with default limits) makes
+/// one, so every `Event` satisfies schema v1. Serializes to the client form.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(try_from = "Value")]
+pub struct Event {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    id: Option<Uuid>,
+    actor: Actor,
+    action: String,
+    resource: Resource,
+    outcome: Outcome,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    policy: Option<Policy>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    tenant: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    change: Option<Map<String, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    context: Option<Map<String, Value>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    client_time: Option<String>,
+}
+
+impl TryFrom<Value> for Event {
+    type Error = InvalidEvent;
+
+    fn try_from(value: Value) -> Result<Self, Self::Error> {
+        validate(&value, &EventLimits::default()).map_err(InvalidEvent)
+    }
+}
+
+impl Event {
+    /// The client-chosen id, if it sent one.
+    pub fn id(&self) -> Option<Uuid> {
+        self.id
+    }
+    /// `actor`.
+    pub fn actor(&self) -> &Actor {
+        &self.actor
+    }
+    /// `action`, like `role.grant`.
+    pub fn action(&self) -> &str {
+        &self.action
+    }
+    /// `resource`.
+    pub fn resource(&self) -> &Resource {
+        &self.resource
+    }
+    /// `outcome`.
+    pub fn outcome(&self) -> Outcome {
+        self.outcome
+    }
+    /// `reason`.
+    pub fn reason(&self) -> Option<&str> {
+        self.reason.as_deref()
+    }
+    /// `policy`.
+    pub fn policy(&self) -> Option<&Policy> {
+        self.policy.as_ref()
+    }
+    /// `tenant`.
+    pub fn tenant(&self) -> Option<&str> {
+        self.tenant.as_deref()
+    }
+    /// `source`.
+    pub fn source(&self) -> Option<&str> {
+        self.source.as_deref()
+    }
+    /// `change`: permission-change details.
+    pub fn change(&self) -> Option<&Map<String, Value>> {
+        self.change.as_ref()
+    }
+    /// `context`: free-form data.
+    pub fn context(&self) -> Option<&Map<String, Value>> {
+        self.context.as_ref()
+    }
+    /// `client_time` exactly as the client sent it.
+    pub fn client_time(&self) -> Option<&str> {
+        self.client_time.as_deref()
+    }
+
+    /// Whether `client_time` is more than `tolerance_ns` away from `now`. A client time that
+    /// cannot be read counts as skewed (validation makes that impossible).
+    pub fn client_time_skewed(&self, now: Timestamp, tolerance_ns: i64) -> bool {
+        let Some(client_time) = &self.client_time else {
+            return false;
+        };
+        let Ok(client) = parse_unix_nanos_wide(client_time) else {
+            return true;
+        };
+        let tolerance = u128::try_from(tolerance_ns).unwrap_or(0);
+        i128::from(now.unix_nanos()).abs_diff(client) > tolerance
+    }
+
+    /// Builds the stored entry: the event plus `id` (the client's, else `assigned_id`),
+    /// `time` = `now` as a placeholder to be overwritten by [`stamp_time`], and
+    /// `"client_time_skewed": true` when `client_time` is off from `now` by more than
+    /// `limits.client_time_tolerance_ns`.
+    ///
+    /// # Errors
+    ///
+    /// Path `$` if the canonical entry is longer than `limits.max_entry_bytes` (never more
+    /// than [`MAX_ENTRY_BYTES`]).
+    pub fn prepare(
+        self,
+        assigned_id: Uuid,
+        now: Timestamp,
+        limits: &EventLimits,
+    ) -> Result<PreparedEvent, FieldError> {
+        let internal = |what: &str| FieldError::new("$", format!("internal error: {what}"));
+        let id = self.id.unwrap_or(assigned_id);
+        let skewed = self.client_time_skewed(now, limits.client_time_tolerance_ns);
+        let Ok(Value::Object(mut stored)) = serde_json::to_value(&self) else {
+            return Err(internal("event did not serialize to an object"));
+        };
+        stored.insert("id".to_owned(), Value::String(id.to_string()));
+        let content_digest =
+            digest(&stored).map_err(|e| internal(&format!("canonicalization failed: {e}")))?;
+        if skewed {
+            stored.insert("client_time_skewed".to_owned(), Value::Bool(true));
+        }
+        stored.insert("time".to_owned(), Value::String(now.format()));
+        let bytes = serde_json_canonicalizer::to_vec(&stored)
+            .map_err(|e| internal(&format!("canonicalization failed: {e}")))?;
+        let max = limits.max_entry_bytes.min(MAX_ENTRY_BYTES);
+        if bytes.len() > max {
+            return Err(FieldError::new(
+                "$",
+                format!(
+                    "the stored event is {} bytes in canonical form; the limit is {max} bytes",
+                    bytes.len()
+                ),
+            ));
+        }
+        let time_offset = time_offset(&bytes).ok_or_else(|| internal("time is not last"))?;
+        Ok(PreparedEvent {
+            id,
+            bytes,
+            time_offset,
+            content_digest,
+        })
+    }
+}
+
+/// An event encoded as a log entry, waiting for its final time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PreparedEvent {
+    /// The stored `id`.
+    pub id: Uuid,
+    /// RFC 8785 canonical JSON of the stored event.
+    pub bytes: Vec<u8>,
+    /// Offset in `bytes` of the 30-byte `time` value (inside its quotes).
+    pub time_offset: usize,
+    /// First 16 bytes of SHA-256 over the canonical stored event without `time` and
+    /// `client_time_skewed`: equal for a retry of the same event with the same id, whatever
+    /// time it arrives at. [`entry_key`] recomputes it from `bytes`.
+    pub content_digest: [u8; DIGEST_LEN],
+}
+
+/// Why an entry could not be read or stamped.
+#[derive(Debug, Error)]
+pub enum EntryError {
+    /// Not JSON.
+    #[error("entry is not valid JSON: {0}")]
+    Json(#[from] serde_json::Error),
+    /// JSON, but not an object.
+    #[error("entry is not a JSON object")]
+    NotAnObject,
+    /// A server-assigned field is missing or malformed.
+    #[error("entry field `{0}` is missing or malformed")]
+    Field(&'static str),
+    /// The client fields do not form a valid event.
+    #[error("entry does not hold a valid event: {0}")]
+    Invalid(InvalidEvent),
+    /// `time_offset` does not point at the time value of this entry.
+    #[error("offset {offset} is not the time value of this {len}-byte entry")]
+    TimeOffset {
+        /// The offset given.
+        offset: usize,
+        /// Length of the entry.
+        len: usize,
+    },
+}
+
+/// A stored entry decoded: the server-assigned fields and the client's event.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// `id`.
+    pub id: Uuid,
+    /// `time`, assigned at sequencing.
+    pub time: Timestamp,
+    /// `client_time_skewed` (absent means false).
+    pub client_time_skewed: bool,
+    /// The client fields; `event.id()` is `Some(id)`.
+    pub event: Event,
+}
+
+/// Overwrites the time value of an entry made by [`Event::prepare`] with `t`. The entry's
+/// length and everything else in it stay the same, so the result equals what preparing at
+/// `t` gives whenever the `client_time_skewed` decision (taken at prepare time) is the same.
+///
+/// # Errors
+///
+/// [`EntryError::TimeOffset`] if `time_offset` is not where this entry's time value is.
+pub fn stamp_time(entry: &mut [u8], time_offset: usize, t: Timestamp) -> Result<(), EntryError> {
+    let bad = EntryError::TimeOffset {
+        offset: time_offset,
+        len: entry.len(),
+    };
+    if time_offset_checked(entry, time_offset).is_none() {
+        return Err(bad);
+    }
+    let slot = time_offset
+        .checked_add(TIMESTAMP_LEN)
+        .and_then(|end| entry.get_mut(time_offset..end))
+        .and_then(|slot| <&mut [u8; TIMESTAMP_LEN]>::try_from(slot).ok());
+    match slot {
+        Some(slot) => {
+            t.write_to(slot);
+            Ok(())
+        }
+        None => Err(bad),
+    }
+}
+
+/// The `(id, content_digest)` of a stored entry, computed exactly as [`Event::prepare`] did;
+/// storage recovery uses it to rebuild the id index. `None` if the entry is not a JSON object
+/// with a UUID `id`.
+pub fn entry_key(entry: &[u8]) -> Option<(Uuid, [u8; DIGEST_LEN])> {
+    let mut stored = parse_object(entry).ok()?;
+    let id = stored.get("id")?.as_str()?;
+    let id = Uuid::try_parse(id).ok()?;
+    stored.remove("time");
+    stored.remove("client_time_skewed");
+    Some((id, digest(&stored).ok()?))
+}
+
+/// Parses a stored entry as JSON.
+///
+/// # Errors
+///
+/// [`EntryError::Json`] if it is not JSON, [`EntryError::NotAnObject`] if it is not an object.
+pub fn parse_entry(entry: &[u8]) -> Result<Value, EntryError> {
+    parse_object(entry).map(Value::Object)
+}
+
+/// Decodes a stored entry into its typed form. Size limits are not re-applied: the entry was
+/// accepted under whatever limits the deployment had then.
+///
+/// # Errors
+///
+/// As [`parse_entry`]; [`EntryError::Field`] for a missing or malformed `id`, `time` or
+/// `client_time_skewed`; [`EntryError::Invalid`] if the rest is not a valid event.
+pub fn decode_entry(entry: &[u8]) -> Result<StoredEvent, EntryError> {
+    let mut stored = parse_object(entry)?;
+    let time = stored
+        .remove("time")
+        .and_then(|t| Timestamp::parse(t.as_str()?).ok())
+        .ok_or(EntryError::Field("time"))?;
+    let client_time_skewed = match stored.remove("client_time_skewed") {
+        None => false,
+        Some(Value::Bool(skewed)) => skewed,
+        Some(_) => return Err(EntryError::Field("client_time_skewed")),
+    };
+    let event = validate(&Value::Object(stored), &EventLimits::UNBOUNDED)
+        .map_err(|problems| EntryError::Invalid(InvalidEvent(problems)))?;
+    let id = event.id.ok_or(EntryError::Field("id"))?;
+    Ok(StoredEvent {
+        id,
+        time,
+        client_time_skewed,
+        event,
+    })
+}
+
+fn parse_object(entry: &[u8]) -> Result<Map<String, Value>, EntryError> {
+    match serde_json::from_slice(entry)? {
+        Value::Object(map) => Ok(map),
+        _ => Err(EntryError::NotAnObject),
+    }
+}
+
+fn digest(stored: &Map<String, Value>) -> Result<[u8; DIGEST_LEN], serde_json::Error> {
+    let canonical = serde_json_canonicalizer::to_vec(stored)?;
+    let full = Sha256::digest(&canonical);
+    let mut out = [0u8; DIGEST_LEN];
+    for (o, b) in out.iter_mut().zip(full.iter()) {
+        *o = *b;
+    }
+    Ok(out)
+}
+
+/// Where the time value of a canonical entry starts. JCS sorts keys, and `time` sorts after
+/// every other top-level field of schema v1, so the entry ends with `"time":"<30 bytes>"}`.
+fn time_offset(entry: &[u8]) -> Option<usize> {
+    let offset = entry.len().checked_sub(TIMESTAMP_LEN + 2)?;
+    time_offset_checked(entry, offset)
+}
+
+fn time_offset_checked(entry: &[u8], offset: usize) -> Option<usize> {
+    const KEY: &[u8] = b"\"time\":\"";
+    let before = entry.get(offset.checked_sub(KEY.len())?..offset)?;
+    let after = entry.get(offset.checked_add(TIMESTAMP_LEN)?..)?;
+    (before == KEY && after == b"\"}").then_some(offset)
+}
+
+impl fmt::Display for ActorType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::User => "user",
+            Self::Service => "service",
+            Self::System => "system",
+        })
+    }
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+            Self::Error => "error",
+        })
+    }
+}

@@ -1,0 +1,758 @@
+//! Event schema v1: validation, canonical encoding, time stamping, entry keys, limits.
+#![allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::expect_used)]
+
+use std::collections::BTreeSet;
+
+use proptest::prelude::*;
+use serde_json::{json, Map, Value};
+use sha2::{Digest, Sha256};
+use stele_core::event::{
+    decode_entry, entry_key, parse_entry, stamp_time, validate, Event, EventLimits, FieldError,
+    Outcome, PreparedEvent, MAX_ENTRY_BYTES,
+};
+use stele_core::timestamp::{Timestamp, TIMESTAMP_LEN};
+use uuid::Uuid;
+
+const SCHEMA: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../schema/event-v1.schema.json"
+);
+
+/// 2026-11-23T19:03:19.123456789Z
+const NOW: Timestamp = Timestamp::from_unix_nanos(1_795_460_599_123_456_789);
+const ID: Uuid = Uuid::from_u128(0x0190_b7f2_6b1c_7cc3_9a4f_3c9e_2b1d_4e5f);
+
+fn limits() -> EventLimits {
+    EventLimits::default()
+}
+
+fn prepare(value: &Value, now: Timestamp) -> PreparedEvent {
+    validate(value, &limits())
+        .unwrap()
+        .prepare(ID, now, &limits())
+        .unwrap()
+}
+
+/// Paths of the problems `value` has, in the order reported.
+fn problem_paths(value: &Value) -> Vec<String> {
+    validate(value, &limits())
+        .unwrap_err()
+        .into_iter()
+        .map(|p| p.path)
+        .collect()
+}
+
+fn problems(value: &Value) -> Vec<FieldError> {
+    validate(value, &limits()).unwrap_err()
+}
+
+fn minimal() -> Value {
+    json!({
+        "actor": {"type": "user", "id": "u-1"},
+        "action": "authz.check",
+        "resource": {"type": "document", "id": "doc-9"},
+        "outcome": "allow"
+    })
+}
+
+/// One realistic event per action kind the product is built around.
+fn examples() -> Vec<Value> {
+    vec![
+        json!({
+            "actor": {"type": "service", "id": "svc-billing", "ip": "2001:db8::7"},
+            "action": "authz.check",
+            "resource": {"type": "invoice", "id": "inv-2026-0042"},
+            "outcome": "deny",
+            "reason": "missing permission invoices.read",
+            "policy": {"id": "rbac-main", "version": "17"},
+            "tenant": "acme",
+            "source": "gateway-eu-1",
+            "context": {"request_id": "r-1", "latency_ms": 3, "path": "/v1/invoices/42"}
+        }),
+        json!({
+            "id": "0190B7F2-6B1C-7CC3-9A4F-3C9E2B1D4E60",
+            "actor": {"type": "user", "id": "u-17", "name": "Zoë Ångström", "ip": "203.0.113.7",
+                      "user_agent": "Mozilla/5.0", "session_id": "s-ab12"},
+            "action": "auth.login",
+            "resource": {"type": "account", "id": "u-17"},
+            "outcome": "allow",
+            "client_time": "2026-11-23T20:03:19.5+01:00"
+        }),
+        json!({
+            "actor": {"type": "user", "id": "admin-1"},
+            "action": "role.grant",
+            "resource": {"type": "role", "id": "billing-admin", "name": "Billing administrator"},
+            "outcome": "allow",
+            "change": {"subject": "u-17", "role": "billing-admin", "scope": ["acme"]}
+        }),
+        json!({
+            "actor": {"type": "user", "id": "admin-1"},
+            "action": "role.revoke",
+            "resource": {"type": "role", "id": "billing-admin"},
+            "outcome": "error",
+            "reason": "directory unavailable",
+            "change": {"subject": "u-17", "role": "billing-admin"}
+        }),
+        json!({
+            "actor": {"type": "system", "id": "policy-sync"},
+            "action": "policy.update",
+            "resource": {"type": "policy", "id": "rbac-main"},
+            "outcome": "allow",
+            "policy": {"id": "rbac-main", "version": "18"},
+            "change": {"before": {"version": "17"}, "after": {"version": "18"}}
+        }),
+        json!({
+            "actor": {"type": "system", "id": "hr-sync"},
+            "action": "user.deactivate",
+            "resource": {"type": "user", "id": "u-99"},
+            "outcome": "allow",
+            "tenant": "acme"
+        }),
+    ]
+}
+
+fn jcs(value: &Value) -> Vec<u8> {
+    serde_json_canonicalizer::to_vec(value).unwrap()
+}
+
+#[test]
+fn examples_round_trip_through_the_stored_entry() {
+    for example in examples() {
+        let event = validate(&example, &limits()).unwrap();
+        let prepared = event.clone().prepare(ID, NOW, &limits()).unwrap();
+        let stored = decode_entry(&prepared.bytes).unwrap();
+        assert_eq!(stored.id, prepared.id);
+        assert_eq!(stored.time, NOW);
+        assert!(!stored.client_time_skewed);
+
+        // The stored entry is exactly the client's fields plus id and time.
+        let mut want = example.as_object().unwrap().clone();
+        let want_id = event.id().map_or(ID, |id| id).to_string();
+        assert_eq!(want_id, want_id.to_lowercase());
+        want.insert("id".into(), json!(want_id));
+        want.insert("time".into(), json!(NOW.format()));
+        assert_eq!(parse_entry(&prepared.bytes).unwrap(), Value::Object(want));
+
+        // Serde's Deserialize runs the same validation, and Serialize gives the client form.
+        let via_serde: Event = serde_json::from_value(example.clone()).unwrap();
+        assert_eq!(via_serde, event);
+        let mut client_form = example.as_object().unwrap().clone();
+        if let Some(id) = event.id() {
+            client_form.insert("id".into(), json!(id.to_string()));
+        }
+        assert_eq!(
+            serde_json::to_value(&event).unwrap(),
+            Value::Object(client_form)
+        );
+    }
+}
+
+#[test]
+fn accessors_expose_the_validated_fields() {
+    let event = validate(&examples()[0], &limits()).unwrap();
+    assert_eq!(event.action(), "authz.check");
+    assert_eq!(event.outcome(), Outcome::Deny);
+    assert_eq!(event.actor().ip.as_deref(), Some("2001:db8::7"));
+    assert_eq!(event.resource().id, "inv-2026-0042");
+    assert_eq!(event.policy().unwrap().version.as_deref(), Some("17"));
+    assert_eq!(event.tenant(), Some("acme"));
+    assert_eq!(event.context().unwrap()["latency_ms"], json!(3));
+    assert_eq!(event.id(), None);
+}
+
+#[test]
+fn client_id_is_used_and_stored_lowercase() {
+    let prepared = prepare(&examples()[1], NOW);
+    assert_eq!(
+        prepared.id.to_string(),
+        "0190b7f2-6b1c-7cc3-9a4f-3c9e2b1d4e60"
+    );
+    assert_eq!(
+        parse_entry(&prepared.bytes).unwrap()["id"],
+        json!("0190b7f2-6b1c-7cc3-9a4f-3c9e2b1d4e60")
+    );
+    // Without a client id the assigned one is used.
+    assert_eq!(prepare(&minimal(), NOW).id, ID);
+}
+
+#[test]
+fn non_objects_are_rejected_at_the_root() {
+    for value in [json!([]), json!("event"), json!(null), json!(1)] {
+        let errors = problems(&value);
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].path, "$");
+        assert!(errors[0].message.contains("must be a JSON object"));
+    }
+}
+
+#[test]
+fn every_missing_required_field_is_reported() {
+    assert_eq!(
+        problem_paths(&json!({})),
+        ["$.actor", "$.action", "$.resource", "$.outcome"]
+    );
+    let errors = problems(
+        &json!({"actor": {}, "resource": {}, "policy": {}, "action": "a.b", "outcome": "deny"}),
+    );
+    let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "$.actor.type",
+            "$.actor.id",
+            "$.resource.type",
+            "$.resource.id",
+            "$.policy.id"
+        ]
+    );
+    assert!(errors.iter().all(|e| e.message == "is required"));
+}
+
+#[test]
+fn wrong_types_are_reported_with_paths_and_types() {
+    let errors = problems(&json!({
+        "id": 7,
+        "actor": "bob",
+        "action": ["a.b"],
+        "resource": {"type": 1, "id": true, "name": {}},
+        "outcome": null,
+        "reason": null,
+        "policy": "p",
+        "tenant": 1.5,
+        "source": false,
+        "change": [],
+        "context": "x",
+        "client_time": 0
+    }));
+    let got: Vec<(&str, &str)> = errors
+        .iter()
+        .map(|e| (e.path.as_str(), e.message.as_str()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("$.id", "must be a string, not a number"),
+            ("$.actor", "must be an object, not a string"),
+            ("$.action", "must be a string, not an array"),
+            ("$.resource.type", "must be a string, not a number"),
+            ("$.resource.id", "must be a string, not a boolean"),
+            ("$.resource.name", "must be a string, not an object"),
+            ("$.outcome", "must be a string, not null"),
+            ("$.reason", "must be a string, not null"),
+            ("$.policy", "must be an object, not a string"),
+            ("$.tenant", "must be a string, not a number"),
+            ("$.source", "must be a string, not a boolean"),
+            ("$.change", "must be an object, not an array"),
+            ("$.context", "must be an object, not a string"),
+            ("$.client_time", "must be a string, not a number"),
+        ]
+    );
+}
+
+#[test]
+fn bad_values_inside_objects_are_all_reported() {
+    let mut event = minimal();
+    event["actor"] = json!({"type": "robot", "id": "", "ip": "999.1.1.1", "role": "admin"});
+    event["policy"] = json!({"id": "p", "version": 3, "hash": "x"});
+    event["outcome"] = json!("maybe");
+    let errors = problems(&event);
+    let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "$.actor.role",
+            "$.actor.type",
+            "$.actor.id",
+            "$.actor.ip",
+            "$.outcome",
+            "$.policy.hash",
+            "$.policy.version",
+        ]
+    );
+    assert!(errors[0].message.contains("unknown field"));
+    assert_eq!(
+        errors[1].message,
+        r#"must be one of "user", "service", "system", not "robot""#
+    );
+    assert!(errors[2].message.contains("must not be empty"));
+    assert!(errors[3].message.contains("IPv4 or IPv6"));
+    assert_eq!(
+        errors[4].message,
+        r#"must be one of "allow", "deny", "error", not "maybe""#
+    );
+}
+
+#[test]
+fn server_assigned_and_unknown_fields_are_rejected() {
+    let mut event = minimal();
+    event["time"] = json!("2026-11-23T19:03:19Z");
+    event["client_time_skewed"] = json!(false);
+    event["extra"] = json!({"a": 1});
+    event["weird key"] = json!(1);
+    let errors = problems(&event);
+    let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(
+        paths,
+        [
+            "$.time",
+            "$.client_time_skewed",
+            "$.extra",
+            "$[\"weird key\"]"
+        ]
+    );
+    assert!(errors[0].message.contains("client_time"));
+    assert!(errors[1].message.contains("assigned by the server"));
+    assert!(errors[2].message.contains("context"));
+}
+
+#[test]
+fn action_must_be_a_dotted_lowercase_name() {
+    for good in ["a.b", "auth.login", "k8s.pod-exec.create", "x_y.z-1.w2"] {
+        let mut event = minimal();
+        event["action"] = json!(good);
+        assert!(validate(&event, &limits()).is_ok(), "{good}");
+    }
+    for bad in [
+        "login",
+        "Auth.login",
+        "auth..login",
+        "auth.login.",
+        ".auth.login",
+        "1auth.x",
+        "auth.1x",
+        "auth.lo gin",
+        "auth.löogin",
+    ] {
+        let mut event = minimal();
+        event["action"] = json!(bad);
+        assert_eq!(problem_paths(&event), ["$.action"], "{bad}");
+    }
+    let mut event = minimal();
+    event["action"] = json!(format!("a.{}", "b".repeat(126)));
+    assert!(validate(&event, &limits()).is_ok());
+    event["action"] = json!(format!("a.{}", "b".repeat(127)));
+    assert_eq!(
+        problems(&event)[0].message,
+        "is 129 characters long; the limit is 128"
+    );
+}
+
+#[test]
+fn id_must_be_a_hyphenated_non_nil_uuid() {
+    for bad in [
+        "not-a-uuid",
+        "0190b7f26b1c7cc39a4f3c9e2b1d4e5f",
+        "{0190b7f2-6b1c-7cc3-9a4f-3c9e2b1d4e5f}",
+        "urn:uuid:0190b7f2-6b1c-7cc3-9a4f-3c9e2b1d4e5f",
+        "00000000-0000-0000-0000-000000000000",
+    ] {
+        let mut event = minimal();
+        event["id"] = json!(bad);
+        assert_eq!(problem_paths(&event), ["$.id"], "{bad}");
+    }
+}
+
+#[test]
+fn client_time_must_be_rfc3339_and_is_kept_as_sent() {
+    for bad in [
+        "yesterday",
+        "2026-11-23 19:03:19Z",
+        "2026-11-23T19:03:19",
+        "2026-02-30T00:00:00Z",
+    ] {
+        let mut event = minimal();
+        event["client_time"] = json!(bad);
+        assert_eq!(problem_paths(&event), ["$.client_time"], "{bad}");
+    }
+    let mut event = minimal();
+    let sent = "2026-11-23t20:03:19.123456789123+01:00";
+    event["client_time"] = json!(sent);
+    let prepared = prepare(&event, NOW);
+    assert_eq!(
+        parse_entry(&prepared.bytes).unwrap()["client_time"],
+        json!(sent)
+    );
+}
+
+#[test]
+fn client_time_skew_is_flagged_beyond_the_tolerance() {
+    let tolerance = limits().client_time_tolerance_ns;
+    let at = |offset_ns: i64| Timestamp::from_unix_nanos(NOW.unix_nanos() + offset_ns).format();
+    let skewed = |client_time: &str, limits: &EventLimits| {
+        let mut event = minimal();
+        event["client_time"] = json!(client_time);
+        let prepared = validate(&event, limits)
+            .unwrap()
+            .prepare(ID, NOW, limits)
+            .unwrap();
+        let flag = parse_entry(&prepared.bytes)
+            .unwrap()
+            .get("client_time_skewed")
+            .cloned();
+        assert_eq!(
+            decode_entry(&prepared.bytes).unwrap().client_time_skewed,
+            flag.is_some()
+        );
+        match flag {
+            None => false,
+            Some(v) => {
+                assert_eq!(v, json!(true), "only ever stored as true");
+                true
+            }
+        }
+    };
+    assert!(!skewed(&at(0), &limits()));
+    assert!(!skewed(&at(tolerance), &limits()));
+    assert!(!skewed(&at(-tolerance), &limits()));
+    assert!(skewed(&at(tolerance + 1), &limits()));
+    assert!(skewed(&at(-tolerance - 1), &limits()));
+    // Offsets count: 20:03:19.123456789+01:00 is NOW.
+    assert!(!skewed("2026-11-23T20:03:19.123456789+01:00", &limits()));
+    assert!(skewed("2026-11-23T19:03:19.123456789+01:00", &limits()));
+    // Far outside the nanosecond timestamp range: accepted, and skewed.
+    assert!(skewed("0001-01-01T00:00:00Z", &limits()));
+    assert!(skewed("9999-12-31T23:59:59Z", &limits()));
+    let strict = EventLimits {
+        client_time_tolerance_ns: 0,
+        ..limits()
+    };
+    assert!(skewed(&at(1), &strict));
+    assert!(!skewed(&at(0), &strict));
+}
+
+#[test]
+fn canonical_bytes_are_jcs() {
+    let mut event = minimal();
+    event["context"] = json!({"z": [1.0, 1e21, -0.0, "\u{1F600}", "\u{7f}\n"], "\u{e000}": 1, "\u{1F600}": 2, "a": null});
+    let prepared = prepare(&event, NOW);
+    // Derived by hand from RFC 8785: keys sorted by UTF-16 code units (U+1F600 is the
+    // surrogate pair D83D DE00, which sorts before U+E000 although its code point is larger),
+    // numbers as ECMAScript prints doubles, only control characters escaped, no whitespace.
+    let want = concat!(
+        r#"{"action":"authz.check","actor":{"id":"u-1","type":"user"},"#,
+        "\"context\":{\"a\":null,\"z\":[1,1e+21,0,\"\u{1F600}\",\"\u{7f}\\n\"],\"\u{1F600}\":2,\"\u{e000}\":1},",
+        r#""id":"0190b7f2-6b1c-7cc3-9a4f-3c9e2b1d4e5f","outcome":"allow","#,
+        r#""resource":{"id":"doc-9","type":"document"},"time":"2026-11-23T19:03:19.123456789Z"}"#
+    );
+    assert_eq!(String::from_utf8(prepared.bytes.clone()).unwrap(), want);
+    assert_eq!(
+        &prepared.bytes[prepared.time_offset..][..TIMESTAMP_LEN],
+        NOW.format().as_bytes()
+    );
+}
+
+#[test]
+fn third_parties_can_recompute_the_leaf_hash() {
+    for example in examples() {
+        let prepared = prepare(&example, NOW);
+        let reparsed: Value = serde_json::from_slice(&prepared.bytes).unwrap();
+        assert_eq!(jcs(&reparsed), prepared.bytes);
+        let leaf = |bytes: &[u8]| {
+            Sha256::new()
+                .chain_update([0u8])
+                .chain_update(bytes)
+                .finalize()
+        };
+        assert_eq!(leaf(&jcs(&reparsed)), leaf(&prepared.bytes));
+    }
+}
+
+#[test]
+fn stamping_equals_preparing_with_that_time() {
+    for example in examples() {
+        let later = Timestamp::from_unix_nanos(NOW.unix_nanos() + 1);
+        let mut stamped = prepare(&example, NOW);
+        stamp_time(&mut stamped.bytes, stamped.time_offset, later).unwrap();
+        assert_eq!(stamped, prepare(&example, later));
+        assert_eq!(decode_entry(&stamped.bytes).unwrap().time, later);
+    }
+}
+
+#[test]
+fn stamping_refuses_an_offset_that_is_not_the_time_value() {
+    let mut prepared = prepare(&minimal(), NOW);
+    let original = prepared.bytes.clone();
+    let len = prepared.bytes.len();
+    for offset in [
+        0,
+        1,
+        prepared.time_offset - 1,
+        prepared.time_offset + 1,
+        len,
+        usize::MAX,
+    ] {
+        assert!(
+            stamp_time(&mut prepared.bytes, offset, NOW).is_err(),
+            "{offset}"
+        );
+        assert_eq!(prepared.bytes, original);
+    }
+}
+
+#[test]
+fn entry_key_agrees_with_prepare_and_ignores_time_and_skew() {
+    for example in examples() {
+        let prepared = prepare(&example, NOW);
+        assert_eq!(
+            entry_key(&prepared.bytes),
+            Some((prepared.id, prepared.content_digest))
+        );
+    }
+    // A retry (same id, same content) an hour later, now with a skewed client_time, has the
+    // same digest; different content does not.
+    let mut event = minimal();
+    event["id"] = json!(ID.to_string());
+    event["client_time"] = json!(NOW.format());
+    let first = prepare(&event, NOW);
+    let retry = prepare(
+        &event,
+        Timestamp::from_unix_nanos(NOW.unix_nanos() + 3_600_000_000_000),
+    );
+    assert!(parse_entry(&retry.bytes).unwrap()["client_time_skewed"] == json!(true));
+    assert_eq!(first.content_digest, retry.content_digest);
+    assert_eq!(entry_key(&retry.bytes), Some((ID, first.content_digest)));
+    event["reason"] = json!("changed");
+    assert_ne!(prepare(&event, NOW).content_digest, first.content_digest);
+    // The digest covers the stored event minus time and skew, as documented.
+    let mut without = parse_entry(&first.bytes).unwrap();
+    without.as_object_mut().unwrap().remove("time");
+    assert_eq!(
+        first.content_digest[..],
+        Sha256::digest(jcs(&without))[..16]
+    );
+
+    assert_eq!(entry_key(b"not json"), None);
+    assert_eq!(entry_key(b"[]"), None);
+    assert_eq!(entry_key(br#"{"id":"nope"}"#), None);
+}
+
+#[test]
+fn context_size_is_bounded_by_its_canonical_form() {
+    let limit = limits().max_context_bytes;
+    // {"k":"…"} is 8 bytes plus the string.
+    let mut event = minimal();
+    event["context"] = json!({"k": "x".repeat(limit - 8)});
+    assert!(validate(&event, &limits()).is_ok());
+    // Whitespace and key order in the input do not count; the canonical form does.
+    event["context"] = json!({"k": "x".repeat(limit - 7)});
+    let errors = problems(&event);
+    assert_eq!(errors.len(), 1);
+    assert_eq!(errors[0].path, "$.context");
+    assert!(
+        errors[0]
+            .message
+            .contains(&format!("is {} bytes", limit + 1)),
+        "{}",
+        errors[0].message
+    );
+    assert!(errors[0]
+        .message
+        .contains(&format!("limit is {limit} bytes")));
+    let small = EventLimits {
+        max_context_bytes: 10,
+        ..limits()
+    };
+    event["context"] = json!({"k": "xx"});
+    assert!(validate(&event, &small).is_ok());
+    event["context"] = json!({"k": "xxx"});
+    assert!(validate(&event, &small).is_err());
+}
+
+#[test]
+fn oversized_entries_are_rejected_with_their_size() {
+    let mut event = minimal();
+    event["change"] = json!({"blob": "x".repeat(MAX_ENTRY_BYTES)});
+    let err = validate(&event, &limits())
+        .unwrap()
+        .prepare(ID, NOW, &limits())
+        .unwrap_err();
+    assert_eq!(err.path, "$");
+    let size = jcs(&event).len()
+        + r#","id":"0190b7f2-6b1c-7cc3-9a4f-3c9e2b1d4e5f","time":"2026-11-23T19:03:19.123456789Z""#
+            .len();
+    assert!(
+        err.message.contains(&format!("is {size} bytes")),
+        "{}",
+        err.message
+    );
+    assert!(err.message.contains("limit is 65535 bytes"));
+
+    // The exact boundary: an entry of 65535 bytes is accepted, one more byte is not.
+    let base = prepare(&minimal(), NOW).bytes.len() + r#","change":{"b":""}"#.len();
+    event["change"] = json!({"b": "x".repeat(MAX_ENTRY_BYTES - base)});
+    assert_eq!(prepare(&event, NOW).bytes.len(), MAX_ENTRY_BYTES);
+    event["change"] = json!({"b": "x".repeat(MAX_ENTRY_BYTES - base + 1)});
+    let event = validate(&event, &limits()).unwrap();
+    assert!(event.clone().prepare(ID, NOW, &limits()).is_err());
+    // A configured limit above the tlog-tiles bound does not lift it.
+    let lax = EventLimits {
+        max_entry_bytes: usize::MAX,
+        ..limits()
+    };
+    assert!(event.prepare(ID, NOW, &lax).is_err());
+}
+
+#[test]
+fn deserializing_an_event_validates_it() {
+    let err = serde_json::from_value::<Event>(json!({"action": "x"})).unwrap_err();
+    let message = err.to_string();
+    assert!(message.contains("$.actor: is required"), "{message}");
+    assert!(message.contains("$.action:"), "{message}");
+}
+
+/// Every field the schema declares is accepted by `validate`, every field `validate` accepts
+/// is declared, and each `maxLength`/`required` in the schema matches the code.
+#[test]
+fn json_schema_agrees_with_the_validator() {
+    let schema: Value = serde_json::from_str(&std::fs::read_to_string(SCHEMA).unwrap()).unwrap();
+    let defs = &schema["$defs"];
+    let full = json!({
+        "id": ID.to_string(),
+        "actor": {"type": "user", "id": "u", "name": "n", "ip": "::1", "user_agent": "ua", "session_id": "s"},
+        "action": "a.b",
+        "resource": {"type": "t", "id": "i", "name": "n"},
+        "outcome": "allow",
+        "reason": "r",
+        "policy": {"id": "p", "version": "1"},
+        "tenant": "t",
+        "source": "s",
+        "change": {},
+        "context": {},
+        "client_time": "2026-11-23T19:03:19Z"
+    });
+    validate(&full, &limits()).unwrap();
+    let keys = |v: &Value| {
+        v.as_object()
+            .unwrap()
+            .keys()
+            .cloned()
+            .collect::<BTreeSet<_>>()
+    };
+    let objects = [
+        ("$", &defs["clientFields"], &schema["required"], &full),
+        (
+            "$.actor",
+            &defs["actor"],
+            &defs["actor"]["required"],
+            &full["actor"],
+        ),
+        (
+            "$.resource",
+            &defs["resource"],
+            &defs["resource"]["required"],
+            &full["resource"],
+        ),
+        (
+            "$.policy",
+            &defs["policy"],
+            &defs["policy"]["required"],
+            &full["policy"],
+        ),
+    ];
+    for (path, def, required, example) in objects {
+        assert_eq!(keys(&def["properties"]), keys(example), "{path}");
+        for name in required.as_array().unwrap() {
+            let name = name.as_str().unwrap();
+            let mut event = full.clone();
+            let target = if path == "$" {
+                &mut event
+            } else {
+                &mut event[&path[2..]]
+            };
+            target.as_object_mut().unwrap().remove(name);
+            assert_eq!(problem_paths(&event), [format!("{path}.{name}")]);
+        }
+        for (name, property) in def["properties"].as_object().unwrap() {
+            let Some(max) = property["maxLength"].as_u64() else {
+                continue;
+            };
+            if property.get("pattern").is_some()
+                || property.get("format").is_some()
+                || property.get("anyOf").is_some()
+            {
+                continue; // Exercised by the dedicated tests above.
+            }
+            let max = usize::try_from(max).unwrap();
+            let mut event = full.clone();
+            let target = if path == "$" {
+                &mut event
+            } else {
+                &mut event[&path[2..]]
+            };
+            // Multi-byte characters: the limit counts characters, as JSON Schema does.
+            target[name] = json!("é".repeat(max));
+            assert!(validate(&event, &limits()).is_ok(), "{path}.{name}");
+            let target = if path == "$" {
+                &mut event
+            } else {
+                &mut event[&path[2..]]
+            };
+            target[name] = json!("é".repeat(max + 1));
+            assert_eq!(problem_paths(&event), [format!("{path}.{name}")]);
+            assert_eq!(property["minLength"], json!(1), "{path}.{name}");
+            let target = if path == "$" {
+                &mut event
+            } else {
+                &mut event[&path[2..]]
+            };
+            target[name] = json!("");
+            assert_eq!(problem_paths(&event), [format!("{path}.{name}")]);
+        }
+    }
+}
+
+/// Arbitrary JSON: every number shape serde_json can hold (u64 and i64 beyond 2^53, finite
+/// doubles including subnormals and -0.0), any Unicode in strings and keys, nesting.
+fn json_value() -> impl Strategy<Value = Value> {
+    let leaf = prop_oneof![
+        Just(Value::Null),
+        any::<bool>().prop_map(Value::Bool),
+        any::<i64>().prop_map(Value::from),
+        any::<u64>().prop_map(Value::from),
+        any::<f64>()
+            .prop_filter("JSON has no NaN or infinities", |f| f.is_finite())
+            .prop_map(Value::from),
+        ".{0,8}".prop_map(Value::String),
+    ];
+    leaf.prop_recursive(3, 24, 5, |inner| {
+        prop_oneof![
+            prop::collection::vec(inner.clone(), 0..5).prop_map(Value::Array),
+            prop::collection::btree_map(".{0,6}", inner, 0..5)
+                .prop_map(|m| Value::Object(m.into_iter().collect::<Map<_, _>>())),
+        ]
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn stored_bytes_are_recomputable(
+        context in prop::collection::btree_map(".{0,6}", json_value(), 0..6),
+        change in json_value(),
+        nanos in any::<i64>(),
+        later in any::<i64>(),
+    ) {
+        let mut event = minimal();
+        event["context"] = Value::Object(context.into_iter().collect());
+        event["change"] = json!({"value": change});
+        let now = Timestamp::from_unix_nanos(nanos);
+        let prepared = prepare(&event, now);
+
+        // Anyone can parse the entry and apply JCS to get the same bytes back.
+        let reparsed: Value = serde_json::from_slice(&prepared.bytes).unwrap();
+        prop_assert_eq!(jcs(&reparsed), prepared.bytes.clone());
+        // entry_key (storage recovery) agrees with prepare.
+        prop_assert_eq!(entry_key(&prepared.bytes), Some((ID, prepared.content_digest)));
+        // Stamping a later time equals preparing with it.
+        let later = Timestamp::from_unix_nanos(later);
+        let mut stamped = prepared.clone();
+        stamp_time(&mut stamped.bytes, stamped.time_offset, later).unwrap();
+        prop_assert_eq!(stamped, prepare(&event, later));
+        // And the stored entry decodes back to an event with the same canonical form.
+        let decoded = decode_entry(&prepared.bytes).unwrap();
+        prop_assert_eq!(decoded.time, now);
+        let again = decoded.event.prepare(Uuid::nil(), now, &limits()).unwrap();
+        prop_assert_eq!(again, prepared);
+    }
+}
