@@ -1,0 +1,380 @@
+//! `stele bench`: measures the append, proof and verify paths on this machine and prints the
+//! figures beside the physical limits measured in the same run (disk write rate, fsync
+//! latency, SHA-256 rate), so the ratio to what the hardware allows is visible.
+//!
+//! Every acknowledged append in these benches is durable (fdatasync), as in production.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, Context, Result};
+use clap::{Args, ValueEnum};
+use stele_core::hash::{leaf_hash, node_hash};
+use stele_core::note::NoteSigner;
+use stele_store::{NewEntry, Store, StoreOptions};
+
+/// Which benches to run.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Bench {
+    /// Every bench below.
+    All,
+    /// Sequential write bandwidth and 4 KiB append+fdatasync latency of the disk.
+    Disk,
+    /// SHA-256 leaf and node hashing rate.
+    Hash,
+    /// Batched appends through the library API.
+    Append,
+    /// Batched appends over HTTP (NDJSON).
+    HttpBatch,
+    /// One event per request over HTTP at many concurrent connections.
+    HttpSingle,
+    /// Inclusion-proof latency in a large log.
+    Proof,
+    /// Offline verification rate.
+    Verify,
+}
+
+/// Arguments of `stele bench`.
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// Benches to run.
+    #[arg(value_enum, default_value = "all")]
+    pub which: Vec<Bench>,
+    /// Scratch directory (on the disk to measure); a temporary directory inside it is used
+    /// and removed.
+    #[arg(long, default_value = ".")]
+    pub dir: PathBuf,
+    /// Entries for the library append bench.
+    #[arg(long, default_value_t = 2_000_000)]
+    pub entries: u64,
+    /// Entry size in bytes.
+    #[arg(long, default_value_t = 300)]
+    pub entry_size: usize,
+    /// Entries per library append batch.
+    #[arg(long, default_value_t = 16_384)]
+    pub batch: usize,
+    /// Size of the log built for the proof and verify benches.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub proof_log_size: u64,
+    /// Seconds each HTTP bench runs.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Concurrent connections for the single-event HTTP bench.
+    #[arg(long, default_value_t = 64)]
+    pub connections: usize,
+}
+
+/// Runs the selected benches, printing one line per figure.
+///
+/// # Errors
+/// I/O or store errors.
+pub fn run(args: &BenchArgs) -> Result<()> {
+    let all = args.which.contains(&Bench::All);
+    let on = |b: Bench| all || args.which.contains(&b);
+    std::fs::create_dir_all(&args.dir).with_context(|| format!("creating {}", args.dir.display()))?;
+    let scratch = tempfile::Builder::new().prefix("stele-bench-").tempdir_in(&args.dir).context("creating a scratch directory")?;
+    println!("stele bench: scratch {}, {} CPUs, entry size {} B", scratch.path().display(), num_cpus(), args.entry_size);
+    if on(Bench::Disk) {
+        disk(scratch.path())?;
+    }
+    if on(Bench::Hash) {
+        hash(args.entry_size);
+    }
+    if on(Bench::Append) {
+        append(scratch.path(), args)?;
+    }
+    if on(Bench::HttpBatch) || on(Bench::HttpSingle) {
+        http(scratch.path(), args, on(Bench::HttpBatch), on(Bench::HttpSingle))?;
+    }
+    if on(Bench::Proof) || on(Bench::Verify) {
+        proof_and_verify(scratch.path(), args, on(Bench::Proof), on(Bench::Verify))?;
+    }
+    Ok(())
+}
+
+fn num_cpus() -> usize {
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+}
+
+fn signer() -> Result<NoteSigner> {
+    NoteSigner::generate("bench.stele.invalid/log").context("generating a key")
+}
+
+/// Builds `n` distinct entries of `size` bytes (JSON-looking, like real events).
+fn make_entries(start: u64, n: usize, size: usize) -> Vec<NewEntry> {
+    (0..n as u64)
+        .map(|i| {
+            let mut d = format!("{{\"n\":{},\"pad\":\"", start + i).into_bytes();
+            d.resize(size.saturating_sub(2).max(d.len()), b'x');
+            d.extend_from_slice(b"\"}");
+            NewEntry::raw(d)
+        })
+        .collect()
+}
+
+fn disk(dir: &Path) -> Result<()> {
+    use std::os::unix::fs::FileExt;
+    let path = dir.join("disk-probe");
+    let f = std::fs::File::create(&path)?;
+    let chunk = vec![0x5au8; 4 << 20];
+    let total: u64 = 1 << 30;
+    let t = Instant::now();
+    let mut off = 0u64;
+    while off < total {
+        f.write_all_at(&chunk, off)?;
+        off += chunk.len() as u64;
+    }
+    f.sync_data()?;
+    let secs = t.elapsed().as_secs_f64();
+    println!("disk: sequential write {:.0} MB/s (1 GiB, 4 MiB writes, one fdatasync)", total as f64 / secs / 1e6);
+    drop(f);
+    std::fs::remove_file(&path)?;
+    let f = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+    let block = vec![0x33u8; 4096];
+    let mut lat = Vec::new();
+    for _ in 0..300 {
+        let t = Instant::now();
+        (&f).write_all(&block)?;
+        f.sync_data()?;
+        lat.push(t.elapsed());
+    }
+    lat.sort();
+    println!("disk: 4 KiB append + fdatasync: median {:.3} ms, p99 {:.3} ms (300 appends)", ms(lat[lat.len() / 2]), ms(lat[lat.len() * 99 / 100]));
+    std::fs::remove_file(&path)?;
+    Ok(())
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+fn hash(size: usize) {
+    let data = vec![0x61u8; size];
+    let n = 2_000_000u32;
+    let t = Instant::now();
+    let mut h = leaf_hash(&data);
+    for _ in 1..n {
+        h = leaf_hash(std::hint::black_box(&data));
+    }
+    let leaf_ns = t.elapsed().as_nanos() as f64 / f64::from(n);
+    let t = Instant::now();
+    let mut acc = h;
+    for _ in 0..n {
+        acc = node_hash(std::hint::black_box(&acc), &h);
+    }
+    let node_ns = t.elapsed().as_nanos() as f64 / f64::from(n);
+    std::hint::black_box(acc);
+    println!("hash: leaf of {size} B {leaf_ns:.0} ns ({:.2} M/s per core); node {node_ns:.0} ns ({:.2} M/s per core)", 1e3 / leaf_ns, 1e3 / node_ns);
+}
+
+fn open_store(dir: &Path) -> Result<(Store, stele_core::note::NoteVerifier)> {
+    let signer = signer()?;
+    let verifier = signer.verifier();
+    let mut o = StoreOptions::new(dir, signer);
+    o.checkpoint_interval = Duration::from_secs(1);
+    o.max_queued_bytes = 1 << 30;
+    Ok((Store::open(o).context("opening the bench store")?, verifier))
+}
+
+fn append(dir: &Path, args: &BenchArgs) -> Result<()> {
+    let (store, _) = open_store(&dir.join("append"))?;
+    let batches = (args.entries as usize).div_ceil(args.batch);
+    // Build the input first so the measurement is the log's work, not the generator's.
+    let input: Vec<Vec<NewEntry>> = (0..batches).map(|b| make_entries((b * args.batch) as u64, args.batch, args.entry_size)).collect();
+    let bytes: usize = input.iter().flatten().map(|e| e.data.len()).sum();
+    let t = Instant::now();
+    // Pipelined: keep a few batches queued so hashing and the next write overlap the fsync.
+    let mut inflight = std::collections::VecDeque::new();
+    for batch in input {
+        inflight.push_back(store.append_pipelined(batch)?);
+        if inflight.len() >= 4 {
+            if let Some(rx) = inflight.pop_front() {
+                rx.blocking_recv().context("writer gone")??;
+            }
+        }
+    }
+    for rx in inflight {
+        rx.blocking_recv().context("writer gone")??;
+    }
+    let secs = t.elapsed().as_secs_f64();
+    let n = store.size();
+    let commits = store.metrics().commits.get();
+    println!(
+        "append (library, batches of {}, durable): {:.0} events/s, {:.0} MB/s of entries, {} group commits, {:.1} s for {n} events",
+        args.batch,
+        n as f64 / secs,
+        bytes as f64 / secs / 1e6,
+        commits,
+        secs
+    );
+    println!("append: peak RSS {} MiB", peak_rss_mib());
+    store.close()?;
+    Ok(())
+}
+
+fn peak_rss_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()))
+        .map(|kb| kb / 1024)
+        .unwrap_or(0)
+}
+
+fn current_rss_mib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()))
+        .map(|kb| kb / 1024)
+        .unwrap_or(0)
+}
+
+fn sample_event(i: u64, size: usize) -> String {
+    let mut e = format!(
+        "{{\"actor\":{{\"type\":\"user\",\"id\":\"user-{}\",\"ip\":\"10.1.2.3\"}},\"action\":\"authz.check\",\"resource\":{{\"type\":\"document\",\"id\":\"doc-{i}\"}},\"outcome\":\"allow\",\"policy\":{{\"id\":\"rbac\",\"version\":\"7\"}},\"tenant\":\"acme\",\"source\":\"bench\",\"reason\":\"",
+        i % 1000
+    );
+    // Pad the reason so the stored entry (with id and time added, ~90 B) is about `size` bytes.
+    let target = size.saturating_sub(90);
+    while e.len() + 2 < target {
+        e.push('r');
+    }
+    e.push_str("\"}");
+    e
+}
+
+fn http(dir: &Path, args: &BenchArgs, batch: bool, single: bool) -> Result<()> {
+    let (store, _) = open_store(&dir.join("http"))?;
+    let server_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(num_cpus()).enable_all().build()?;
+    let state = stele_server::AppState::new(store.clone(), stele_server::ServerConfig::default());
+    let listener = server_rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+    let addr = listener.local_addr()?;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = server_rt.spawn(stele_server::serve(listener, state, async move {
+        let _ = stop_rx.await;
+    }));
+    let url = format!("http://{addr}/v1/events");
+    let client_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(num_cpus()).enable_all().build()?;
+    let dur = Duration::from_secs(args.seconds);
+    if batch {
+        let per_req = 1000usize;
+        let body: String = (0..per_req as u64).map(|i| sample_event(i, args.entry_size) + "\n").collect();
+        let (n, secs) = client_rt.block_on(load(&url, 8, dur, body, "application/x-ndjson", per_req as u64))?;
+        println!("http batched (NDJSON, {per_req} events/request, 8 connections): {:.0} events/s over {secs:.1} s", n as f64 / secs);
+    }
+    if single {
+        let body = sample_event(1, args.entry_size);
+        let (n, secs) = client_rt.block_on(load(&url, args.connections, dur, body, "application/json", 1))?;
+        let commits_before = store.metrics().commits.get();
+        println!("http single (1 event/request, {} connections): {:.0} events/s over {secs:.1} s ({} group commits in all so far)", args.connections, n as f64 / secs, commits_before);
+    }
+    let _ = stop_tx.send(());
+    let _ = server_rt.block_on(server);
+    store.close()?;
+    Ok(())
+}
+
+/// Sends `body` from `conns` concurrent connections for `dur`; returns (events acked, secs).
+async fn load(url: &str, conns: usize, dur: Duration, body: String, ctype: &'static str, per_req: u64) -> Result<(u64, f64)> {
+    let client = reqwest::Client::builder().pool_max_idle_per_host(conns).build()?;
+    let done = Arc::new(AtomicU64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let failed = Arc::new(AtomicU64::new(0));
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for _ in 0..conns {
+        let (client, url, body, done, stop, failed) = (client.clone(), url.to_string(), body.clone(), done.clone(), stop.clone(), failed.clone());
+        tasks.push(tokio::spawn(async move {
+            while !stop.load(Ordering::Relaxed) {
+                match client.post(&url).header("content-type", ctype).body(body.clone()).send().await {
+                    Ok(r) if r.status().is_success() => {
+                        let _ = r.bytes().await;
+                        done.fetch_add(per_req, Ordering::Relaxed);
+                    }
+                    _ => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            }
+        }));
+    }
+    tokio::time::sleep(dur).await;
+    stop.store(true, Ordering::Relaxed);
+    let n = done.load(Ordering::Relaxed);
+    let secs = start.elapsed().as_secs_f64();
+    for t in tasks {
+        let _ = t.await;
+    }
+    let f = failed.load(Ordering::Relaxed);
+    if f > 0 {
+        bail!("{f} requests failed during the HTTP bench");
+    }
+    Ok((n, secs))
+}
+
+fn proof_and_verify(dir: &Path, args: &BenchArgs, proof: bool, verify: bool) -> Result<()> {
+    let n = args.proof_log_size;
+    // Small entries keep the scratch log small; proof cost depends on the tree, not entry size.
+    let entry_size = 64usize;
+    let ldir = dir.join("proof");
+    let (store, verifier) = open_store(&ldir)?;
+    let rss0 = current_rss_mib();
+    let t = Instant::now();
+    let batch = 65_536usize;
+    let mut start = 0u64;
+    let mut inflight = std::collections::VecDeque::new();
+    while start < n {
+        let k = batch.min((n - start) as usize);
+        inflight.push_back(store.append_pipelined(make_entries(start, k, entry_size))?);
+        if inflight.len() >= 4 {
+            if let Some(rx) = inflight.pop_front() {
+                rx.blocking_recv().context("writer gone")??;
+            }
+        }
+        start += k as u64;
+        if start % 1_000_000 < batch as u64 {
+            print!("\rbuilding a {n}-entry log: {start}");
+            let _ = std::io::stdout().flush();
+        }
+    }
+    for rx in inflight {
+        rx.blocking_recv().context("writer gone")??;
+    }
+    println!("\rbuilt a {n}-entry log of {entry_size}-byte entries in {:.1} s; RSS {} MiB before, {} MiB after", t.elapsed().as_secs_f64(), rss0, current_rss_mib());
+    let cp = store.publish_checkpoint()?;
+    if proof {
+        let mut lat = Vec::with_capacity(20_000);
+        let mut x = 0x9e37_79b9_7f4a_7c15u64;
+        for _ in 0..20_000 {
+            x ^= x << 13;
+            x ^= x >> 7;
+            x ^= x << 17;
+            let index = x % cp.size;
+            let t = Instant::now();
+            let p = store.inclusion_proof(index, cp.size)?;
+            lat.push(t.elapsed());
+            std::hint::black_box(p);
+        }
+        lat.sort();
+        let q = |f: f64| lat[((lat.len() as f64 * f) as usize).min(lat.len() - 1)];
+        println!(
+            "proof: inclusion in a {}-entry log: p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs (20,000 random indices, warm page cache)",
+            cp.size,
+            q(0.5).as_secs_f64() * 1e6,
+            q(0.99).as_secs_f64() * 1e6,
+            q(1.0).as_secs_f64() * 1e6
+        );
+    }
+    store.close()?;
+    drop(store);
+    if verify {
+        let rss0 = current_rss_mib();
+        let t = Instant::now();
+        let report = stele_store::verify_dir(&ldir, &verifier).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let secs = t.elapsed().as_secs_f64();
+        println!("verify: offline over {} entries: {:.0} entries/s ({secs:.1} s); RSS {} MiB before, {} MiB after", report.entries, report.entries as f64 / secs, rss0, current_rss_mib());
+    }
+    Ok(())
+}
