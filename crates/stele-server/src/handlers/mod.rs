@@ -1,0 +1,5 @@
+//! Request handlers, one module per area of the API.
+
+pub mod ops;
+pub mod tiles;
+pub mod v1;

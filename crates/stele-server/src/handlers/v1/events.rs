@@ -1,0 +1,230 @@
+//! `POST /v1/events` (atomic batch intake) and `GET /v1/events/{index_or_id}`.
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use axum::body::Body;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use serde::Serialize;
+use serde_json::Value;
+use stele_core::event::{self, Event, EventLimits, FieldError, PreparedEvent};
+use stele_core::timestamp::Timestamp;
+use stele_core::Hash;
+use stele_store::{EntryKey, NewEntry};
+use uuid::Uuid;
+
+use crate::body::{self, Item};
+use crate::error::{ApiError, Problem, MAX_PROBLEMS};
+use crate::state::AppState;
+
+/// The header carrying the log index of a returned entry.
+pub const STELE_INDEX: HeaderName = HeaderName::from_static("stele-index");
+
+/// Answer of `POST /v1/events`.
+#[derive(Debug, Serialize)]
+pub struct AppendResponse {
+    /// One entry per event, in request order.
+    pub entries: Vec<AppendedEntry>,
+}
+
+/// Where one event landed in the log.
+#[derive(Debug, Serialize)]
+pub struct AppendedEntry {
+    /// Log index.
+    pub index: u64,
+    /// Event id (the client's, or the one the log assigned).
+    pub id: Uuid,
+    /// RFC 6962 leaf hash of the stored entry.
+    pub leaf_hash: Hash,
+    /// Time the log assigned; for a duplicate, the time of the original.
+    pub time: Timestamp,
+    /// True when the event was already in the log (an idempotent retry).
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub duplicate: bool,
+}
+
+/// `POST /v1/events`: validates every event, then appends all of them or none.
+///
+/// # Errors
+///
+/// 415 for an unknown Content-Type, 413 for a body, event count or entry over its limit, 400
+/// for malformed JSON or invalid events (every problem listed), 409 when an id is already in
+/// the log with other content, 503 when the store is busy or refuses writes.
+pub async fn append(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<Json<AppendResponse>, ApiError> {
+    let format = body::body_format(&headers)?;
+    let bytes = body::read_limited(&headers, body, state.config().max_body_bytes).await?;
+    let now = now()?;
+    // Parsing and canonicalising up to 100 000 events is CPU work for the blocking pool.
+    let config = *state.config();
+    let prepared = tokio::task::spawn_blocking(move || {
+        let items = body::parse(&bytes, format, config.max_events)?;
+        prepare_all(items, &config.limits, now)
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("validation task failed: {e}")))??;
+
+    let ids: Vec<Uuid> = prepared.iter().map(|p| p.id).collect();
+    let entries = prepared
+        .into_iter()
+        .map(|p| NewEntry {
+            key: Some(EntryKey {
+                id: p.id.into_bytes(),
+                digest: p.content_digest,
+            }),
+            time_offset: Some(p.time_offset),
+            data: p.bytes,
+        })
+        .collect();
+    let appended = state.store().append(entries).await?;
+    if appended.len() != ids.len() {
+        return Err(ApiError::Internal(format!(
+            "store acknowledged {} of {} entries",
+            appended.len(),
+            ids.len()
+        )));
+    }
+    let entries = appended
+        .into_iter()
+        .zip(ids)
+        .map(|(a, id)| AppendedEntry {
+            index: a.index,
+            id,
+            leaf_hash: a.leaf_hash,
+            time: a.time,
+            duplicate: a.duplicate,
+        })
+        .collect();
+    Ok(Json(AppendResponse { entries }))
+}
+
+/// Validates and canonicalises every event, collecting every problem of every event.
+fn prepare_all(
+    items: Vec<Item>,
+    limits: &EventLimits,
+    now: Timestamp,
+) -> Result<Vec<PreparedEvent>, ApiError> {
+    let mut problems = Vec::new();
+    let mut oversize = None;
+    let mut prepared = Vec::with_capacity(items.len());
+    for (position, item) in items.into_iter().enumerate() {
+        let problem = |e: FieldError| Problem {
+            index: item.index,
+            line: item.line,
+            path: e.path,
+            message: e.message,
+        };
+        let ev = match event::validate(&item.value, limits) {
+            Ok(ev) => ev,
+            Err(errors) => {
+                problems.extend(errors.into_iter().map(problem));
+                continue;
+            }
+        };
+        let assigned = Uuid::now_v7();
+        match ev.clone().prepare(assigned, now, limits) {
+            Ok(p) => prepared.push(p),
+            Err(e) => match stored_size(&ev, assigned, now, limits) {
+                // `prepare` fails on a valid event only when the entry is too large.
+                Some(size) if size > max_entry_bytes(limits) => {
+                    oversize.get_or_insert((position, size));
+                }
+                _ => problems.push(problem(e)),
+            },
+        }
+    }
+    if !problems.is_empty() {
+        let omitted = problems.len().saturating_sub(MAX_PROBLEMS);
+        problems.truncate(MAX_PROBLEMS);
+        return Err(ApiError::InvalidEvents { problems, omitted });
+    }
+    if let Some((index, size)) = oversize {
+        return Err(ApiError::EntryTooLarge {
+            index,
+            size,
+            limit: max_entry_bytes(limits),
+        });
+    }
+    Ok(prepared)
+}
+
+/// The entry limit `prepare` applies: the configured one, never above what tlog-tiles
+/// bundles can frame.
+fn max_entry_bytes(limits: &EventLimits) -> usize {
+    limits.max_entry_bytes.min(event::MAX_ENTRY_BYTES)
+}
+
+/// Size of the entry `prepare` would build, for the 413 message (its error does not carry
+/// the size). Mirrors `Event::prepare`: the client fields plus `id`, `time` and maybe
+/// `client_time_skewed`, in RFC 8785 form. Only the error message depends on it.
+fn stored_size(ev: &Event, assigned: Uuid, now: Timestamp, limits: &EventLimits) -> Option<usize> {
+    let Ok(Value::Object(mut stored)) = serde_json::to_value(ev) else {
+        return None;
+    };
+    let id = ev.id().unwrap_or(assigned);
+    stored.insert("id".to_owned(), Value::String(id.to_string()));
+    if ev.client_time_skewed(now, limits.client_time_tolerance_ns) {
+        stored.insert("client_time_skewed".to_owned(), Value::Bool(true));
+    }
+    stored.insert("time".to_owned(), Value::String(now.format()));
+    serde_json_canonicalizer::to_vec(&stored)
+        .ok()
+        .map(|b| b.len())
+}
+
+fn now() -> Result<Timestamp, ApiError> {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_err(|_| ApiError::Internal("system clock is before 1970".to_owned()))?;
+    let nanos = i64::try_from(since_epoch.as_nanos())
+        .map_err(|_| ApiError::Internal("system clock is past 2262".to_owned()))?;
+    Ok(Timestamp::from_unix_nanos(nanos))
+}
+
+/// `GET /v1/events/{index_or_id}`: the stored entry, byte for byte, with its index in the
+/// `Stele-Index` header.
+///
+/// # Errors
+///
+/// 400 if the path segment is neither a decimal index nor a UUID, 404 if no such entry.
+pub async fn get_event(
+    State(state): State<AppState>,
+    key: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let Path(key) = key?;
+    let index = if !key.is_empty() && key.bytes().all(|b| b.is_ascii_digit()) {
+        key.parse::<u64>()
+            .map_err(|_| ApiError::NotFound(format!("no entry at index {key}")))?
+    } else if let Ok(id) = Uuid::try_parse(&key) {
+        state
+            .with_store(move |s| s.index_of(&id.into_bytes()))
+            .await?
+            .ok_or_else(|| ApiError::NotFound(format!("no event with id {id}")))?
+    } else {
+        return Err(ApiError::BadRequest(format!(
+            "{key:?} is neither a decimal log index nor a UUID"
+        )));
+    };
+    if index >= state.store().size() {
+        return Err(ApiError::NotFound(format!("no entry at index {index}")));
+    }
+    let entry = state.with_store(move |s| s.entry(index)).await?;
+    Ok((
+        StatusCode::OK,
+        [
+            (
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            ),
+            (STELE_INDEX, HeaderValue::from(index)),
+        ],
+        entry,
+    )
+        .into_response())
+}

@@ -1,0 +1,4 @@
+//! The versioned JSON API under `/v1`.
+
+pub mod events;
+pub mod proofs;

@@ -1,0 +1,157 @@
+//! # stele-server
+//!
+//! The HTTP API of a Stele log, on axum and tokio:
+//!
+//! - `POST /v1/events` accepts events (one JSON object, a JSON array, or NDJSON), validates every
+//!   one against schema v1 ([`stele_core::event`]) and appends the whole request atomically.
+//! - `GET /v1/events/{index_or_id}` returns a stored entry byte for byte.
+//! - `GET /v1/proofs/inclusion` and `GET /v1/proofs/consistency` serve RFC 9162 §2.1.3 / §2.1.4
+//!   proofs.
+//! - `GET /checkpoint`, `GET /tile/…` implement the C2SP tlog-tiles read API byte-exactly
+//!   (tlog-tiles "Checkpoints", "Merkle Tree" and "Log Entries" sections).
+//! - `GET /v1/log`, `GET /healthz`, `GET /metrics` (OpenMetrics text), `GET /openapi.json`
+//!   (OpenAPI 3.1, with the event JSON Schema embedded) and `GET /schema/event-v1.schema.json`.
+//!
+//! What it leaves out: there is no update or delete route (the log is append-only), no
+//! authentication or TLS (run it behind a proxy that provides them), no query index (events
+//! are found by log index or id only), and no lookup of an inclusion proof by leaf hash,
+//! because the store keeps no leaf-hash → index map.
+//!
+//! Every error is answered with a JSON body `{"error": "...", ...}` (see [`error::ApiError`]).
+
+pub mod body;
+pub mod error;
+pub mod handlers;
+mod metrics;
+pub mod state;
+
+use std::future::Future;
+
+use axum::routing::{get, post, MethodRouter};
+use axum::Router;
+
+pub use error::ApiError;
+pub use state::{AppState, ServerConfig};
+
+/// Builds the router serving every route of the API over `state`.
+///
+/// The body of `POST /v1/events` is limited by [`ServerConfig::max_body_bytes`] alone: axum's
+/// default 2 MB extractor limit is disabled because the handler reads the body itself.
+pub fn router(state: AppState) -> Router {
+    let mut router = Router::new();
+    for (path, _method, handler) in routes() {
+        router = router.route(path, handler);
+    }
+    router
+        .method_not_allowed_fallback(error::method_not_allowed)
+        .fallback(error::not_found)
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            metrics::track,
+        ))
+        .layer(axum::extract::DefaultBodyLimit::disable())
+        .with_state(state)
+}
+
+/// The route table: path template (axum syntax), method, handler. One entry per method, so
+/// the OpenAPI document can be checked against it.
+fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
+    use handlers::{ops, tiles, v1};
+    vec![
+        ("/v1/events", "post", post(v1::events::append)),
+        (
+            "/v1/events/{index_or_id}",
+            "get",
+            get(v1::events::get_event),
+        ),
+        ("/v1/proofs/inclusion", "get", get(v1::proofs::inclusion)),
+        (
+            "/v1/proofs/consistency",
+            "get",
+            get(v1::proofs::consistency),
+        ),
+        ("/v1/log", "get", get(ops::log_info)),
+        ("/checkpoint", "get", get(tiles::checkpoint)),
+        ("/tile/{*rest}", "get", get(tiles::tile)),
+        ("/healthz", "get", get(ops::healthz)),
+        ("/metrics", "get", get(ops::metrics)),
+        ("/openapi.json", "get", get(ops::openapi)),
+        (
+            "/schema/event-v1.schema.json",
+            "get",
+            get(ops::event_schema),
+        ),
+    ]
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then finishes in-flight requests.
+///
+/// The store is not closed here: the caller owns it and closes it after this returns, so the
+/// final checkpoint covers every acknowledged append.
+///
+/// # Errors
+///
+/// Returns the I/O error that stopped the accept loop.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(state))
+        .with_graceful_shutdown(shutdown)
+        .await
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use std::collections::BTreeSet;
+
+    use serde_json::Value;
+
+    #[test]
+    fn openapi_document_describes_exactly_the_served_routes() {
+        let doc: Value =
+            serde_json::from_str(crate::handlers::ops::openapi_document().unwrap()).unwrap();
+        assert!(doc["openapi"].as_str().unwrap().starts_with("3.1"));
+        let paths = doc["paths"].as_object().unwrap();
+        let documented: BTreeSet<(String, String)> = paths
+            .iter()
+            .flat_map(|(path, item)| {
+                let methods = item.as_object().unwrap().keys();
+                methods
+                    .filter(|m| {
+                        ["get", "post", "put", "patch", "delete", "head"].contains(&m.as_str())
+                    })
+                    .map(move |m| (path.clone(), m.clone()))
+            })
+            .collect();
+        // axum writes a catch-all as `{*name}`, OpenAPI as `{name}`.
+        let served: BTreeSet<(String, String)> = super::routes()
+            .into_iter()
+            .map(|(path, method, _)| (path.replace("{*", "{"), method.to_owned()))
+            .collect();
+        assert_eq!(documented, served);
+    }
+
+    #[test]
+    fn openapi_document_embeds_the_event_schema() {
+        use crate::handlers::ops::{openapi_document, EVENT_SCHEMA};
+        let doc: Value = serde_json::from_str(openapi_document().unwrap()).unwrap();
+        let schema: Value = serde_json::from_str(EVENT_SCHEMA).unwrap();
+        assert_eq!(doc["components"]["schemas"]["Event"], schema);
+        let stored = doc["components"]["schemas"]["StoredEvent"]["$ref"]
+            .as_str()
+            .unwrap();
+        let (id, pointer) = stored.split_once('#').unwrap();
+        assert_eq!(id, schema["$id"]);
+        assert!(schema.pointer(pointer).unwrap().is_object());
+        // Every reference to a component resolves (the embedded schema's own `#/$defs/...`
+        // references resolve against its `$id`, not against this document).
+        let text = openapi_document().unwrap();
+        for piece in text.split("\"$ref\": \"#/components/").skip(1) {
+            let pointer = format!("/components/{}", piece.split('"').next().unwrap());
+            assert!(doc.pointer(&pointer).is_some(), "dangling $ref #{pointer}");
+        }
+    }
+}
