@@ -119,7 +119,7 @@ pub(crate) fn recover(layout: &Layout, shared: &Arc<Shared>, signer: NoteSigner,
                         if index < c {
                             continue;
                         }
-                        if index % BUNDLE_WIDTH == 0 {
+                        if index.is_multiple_of(BUNDLE_WIDTH) {
                             bundles.push(here);
                         }
                         frontier.push(leaf_hash(e), |level, _, hash| levels.push(level, &hash));

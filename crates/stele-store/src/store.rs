@@ -167,6 +167,11 @@ impl Store {
         self.submit(entries, true)
     }
 
+    /// Whether an I/O failure has poisoned the store (it then refuses writes until restart).
+    pub fn is_poisoned(&self) -> bool {
+        self.inner.shared.poisoned.load(Ordering::Acquire)
+    }
+
     /// Durable, acknowledged entries.
     pub fn size(&self) -> u64 {
         self.inner.shared.size()

@@ -161,7 +161,7 @@ pub fn verify_dir(dir: &Path, verifier: &NoteVerifier) -> Result<VerifyReport, V
             if next / ENTRIES_PER_SEGMENT != seg || (next % BUNDLE_WIDTH) + u64::from(h.count) > BUNDLE_WIDTH {
                 return Err(err(&path, Some(next), format!("frame at byte {at} crosses a bundle or segment boundary")));
             }
-            if next % BUNDLE_WIDTH == 0 {
+            if next.is_multiple_of(BUNDLE_WIDTH) {
                 bundle_idx.next(&at.to_be_bytes(), next, next < c, "bundle offset", &mut warnings)?;
             }
             for e in frame::entries(payload) {

@@ -47,7 +47,7 @@ pub(crate) enum Msg {
 pub(crate) struct AppendRequest {
     pub entries: Vec<NewEntry>,
     pub bytes: usize,
-    pub reply: oneshot::Sender<Result<Vec<Appended>>>,
+    pub reply: Reply,
 }
 
 /// Everything the writer owns.
@@ -65,6 +65,9 @@ pub(crate) struct Writer {
     pub checkpointed_size: u64,
     pub last_checkpoint_at: Instant,
 }
+
+/// Where a request's answer goes.
+type Reply = oneshot::Sender<Result<Vec<Appended>>>;
 
 /// Where one requested entry ends up.
 enum Slot {
@@ -142,7 +145,7 @@ impl Writer {
         // 1. Resolve ids: retries of stored events, retries within this group, conflicts.
         let mut pending_ids: HashMap<[u8; 16], ([u8; 16], usize)> = HashMap::new();
         let mut new_entries: Vec<NewEntry> = Vec::new();
-        let mut plans: Vec<(oneshot::Sender<Result<Vec<Appended>>>, Vec<Slot>)> = Vec::new();
+        let mut plans: Vec<(Reply, Vec<Slot>)> = Vec::new();
         'requests: for req in group {
             let mut slots = Vec::with_capacity(req.entries.len());
             let mut local: Vec<([u8; 16], [u8; 16], usize)> = Vec::new();
@@ -264,7 +267,7 @@ impl Writer {
         let mut dirty = false;
         while i < entries.len() {
             let index = start + i as u64;
-            if index % ENTRIES_PER_SEGMENT == 0 && index > 0 && crate::layout::segment_of(index) != self.segments.segment() {
+            if index.is_multiple_of(ENTRIES_PER_SEGMENT) && index > 0 && crate::layout::segment_of(index) != self.segments.segment() {
                 if !buf.is_empty() {
                     self.segments.append(&buf)?;
                     buf.clear();
@@ -272,7 +275,7 @@ impl Writer {
                 self.segments.sync()?;
                 self.segments.roll()?;
             }
-            if index % BUNDLE_WIDTH == 0 {
+            if index.is_multiple_of(BUNDLE_WIDTH) {
                 bundle_starts.push(self.segments.len() + buf.len() as u64);
             }
             let room = (BUNDLE_WIDTH - index % BUNDLE_WIDTH) as usize;

@@ -30,13 +30,17 @@ pub async fn log_info(State(state): State<AppState>) -> Json<Value> {
     }))
 }
 
-/// `GET /healthz`: 200 while the store is open.
-pub async fn healthz(State(state): State<AppState>) -> Json<Value> {
-    Json(json!({
-        "status": "ok",
+/// `GET /healthz`: 200 while the store accepts writes; 503 once an I/O failure has poisoned
+/// it (reads still work, appends are refused until a restart recovers the log).
+pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    let poisoned = state.store().is_poisoned();
+    let status = if poisoned { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    let body = json!({
+        "status": if poisoned { "poisoned" } else { "ok" },
         "size": state.store().size(),
         "uptime_seconds": state.uptime().as_secs(),
-    }))
+    });
+    (status, Json(body))
 }
 
 /// `GET /metrics`: HTTP and store metrics in the OpenMetrics text format.
