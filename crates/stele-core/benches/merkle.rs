@@ -14,9 +14,13 @@ fn hashing(c: &mut Criterion) {
     let entry = vec![0x5a_u8; 300];
     let mut group = c.benchmark_group("hash");
     group.throughput(Throughput::Elements(1));
-    group.bench_function("leaf_hash/300B", |b| b.iter(|| leaf_hash(black_box(&entry))));
+    group.bench_function("leaf_hash/300B", |b| {
+        b.iter(|| leaf_hash(black_box(&entry)))
+    });
     let (l, r) = (leaf_hash(b"left"), leaf_hash(b"right"));
-    group.bench_function("node_hash", |b| b.iter(|| node_hash(black_box(&l), black_box(&r))));
+    group.bench_function("node_hash", |b| {
+        b.iter(|| node_hash(black_box(&l), black_box(&r)))
+    });
     group.finish();
 }
 

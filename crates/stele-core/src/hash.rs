@@ -1,7 +1,7 @@
 //! RFC 6962 §2.1 hashing: `leaf = SHA-256(0x00 ‖ entry)`, `node = SHA-256(0x01 ‖ left ‖ right)`,
 //! and the empty tree's root `SHA-256("")`.
 //!
-//! [`Hash`] prints as lowercase hex (`Debug`, `Display`) and serializes as a standard (padded)
+//! [`Hash`](struct@Hash) prints as lowercase hex (`Debug`, `Display`) and serializes as a standard (padded)
 //! base64 string, the encoding checkpoints and tlog-proof use.
 
 use std::fmt;
@@ -142,4 +142,53 @@ pub fn node_hash_bytes(left: &[u8], right: &[u8]) -> Hash {
 /// Root of the empty tree: `SHA-256("")` (RFC 6962 §2.1, `MTH({})`).
 pub fn empty_root() -> Hash {
     Hash(Sha256::digest([]).into())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_encodings_round_trip() {
+        let h = leaf_hash(b"stele");
+        assert_eq!(Hash::from_hex(&h.to_hex()), Some(h));
+        assert_eq!(Hash::from_hex(&h.to_hex().to_uppercase()), Some(h));
+        assert_eq!(Hash::from_base64(&h.to_base64()), Some(h));
+        assert_eq!(h.to_string(), h.to_hex());
+        assert_eq!(format!("{h:?}"), h.to_hex());
+        assert_eq!(h.to_base64().len(), 44);
+        assert_eq!(Hash::from_slice(h.as_ref()), Some(h));
+    }
+
+    #[test]
+    fn malformed_text_is_refused() {
+        let h = leaf_hash(b"stele");
+        assert_eq!(Hash::from_hex(&h.to_hex()[..62]), None);
+        assert_eq!(Hash::from_hex(&format!("{}00", h.to_hex())), None);
+        assert_eq!(Hash::from_hex(&"zz".repeat(32)), None);
+        // 31 and 33 bytes, and base64 without padding.
+        assert_eq!(Hash::from_base64(&BASE64.encode([0u8; 31])), None);
+        assert_eq!(Hash::from_base64(&BASE64.encode([0u8; 33])), None);
+        assert_eq!(Hash::from_base64(h.to_base64().trim_end_matches('=')), None);
+        assert_eq!(Hash::from_slice(&[0u8; 33]), None);
+    }
+
+    #[test]
+    fn serde_is_a_base64_string() {
+        let h = leaf_hash(b"stele");
+        let json = serde_json::to_string(&h).unwrap();
+        assert_eq!(json, format!("\"{}\"", h.to_base64()));
+        assert_eq!(serde_json::from_str::<Hash>(&json).unwrap(), h);
+        assert!(serde_json::from_str::<Hash>(&format!("\"{}\"", h.to_hex())).is_err());
+        assert!(serde_json::from_str::<Hash>("42").is_err());
+    }
+
+    #[test]
+    fn empty_root_is_sha256_of_nothing() {
+        assert_eq!(
+            empty_root().to_hex(),
+            "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+        );
+    }
 }

@@ -14,6 +14,24 @@
 //!
 //! [`Frontier`] is the right edge of a growing tree (one peak per set bit of the size); appending a
 //! leaf reports every node it completes, which is how a store persists the tree.
+//!
+//! ```
+//! use stele_core::hash::leaf_hash;
+//! use stele_core::merkle::{inclusion_proof, root, verify_inclusion, Frontier, MemoryTree};
+//!
+//! let entries = ["a", "b", "c", "d", "e"];
+//! let tree = MemoryTree::from_entries(entries);
+//! let mut frontier = Frontier::new();
+//! for e in entries {
+//!     frontier.push(leaf_hash(e.as_bytes()), |_level, _index, _hash| { /* persist */ });
+//! }
+//! let size = 5;
+//! assert_eq!(frontier.root(), root(&tree, size)?);
+//!
+//! let proof = inclusion_proof(&tree, 2, size)?;
+//! verify_inclusion(&leaf_hash(b"c"), 2, size, &proof, &frontier.root())?;
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
 
 use thiserror::Error;
 
@@ -84,7 +102,7 @@ pub enum ProofError {
 #[derive(Debug, Error)]
 pub enum MerkleError<E> {
     /// Reading a node failed.
-    #[error("node source: {0}")]
+    #[error("reading a tree node failed")]
     Source(#[source] E),
     /// The request was out of range.
     #[error(transparent)]
@@ -181,7 +199,8 @@ pub fn root<S: NodeSource>(src: &S, size: u64) -> Result<Hash, S::Error> {
 }
 
 /// Inclusion proof (RFC 6962 §2.1.1 audit path) for leaf `index` in the tree of `size` leaves,
-/// ordered from the leaf's sibling upwards. Reads at most `2·log2(size) + 1` nodes.
+/// ordered from the leaf's sibling upwards. Reads O(log size) nodes: one per level, plus one per
+/// peak of the right edge.
 ///
 /// # Errors
 /// [`ProofError::IndexOutOfRange`] unless `index < size`; [`MerkleError::Source`] if a node
@@ -273,13 +292,19 @@ pub fn verify_inclusion(
     }
     let expected = inclusion_proof_len(index, size);
     if proof.len() != expected {
-        return Err(ProofError::WrongProofSize { expected, got: proof.len() });
+        return Err(ProofError::WrongProofSize {
+            expected,
+            got: proof.len(),
+        });
     }
     let (mut fnode, mut snode) = (index, size - 1);
     let mut r = *leaf;
     for p in proof {
         if snode == 0 {
-            return Err(ProofError::WrongProofSize { expected, got: proof.len() });
+            return Err(ProofError::WrongProofSize {
+                expected,
+                got: proof.len(),
+            });
         }
         if fnode & 1 == 1 || fnode == snode {
             r = node_hash(p, &r);
@@ -294,7 +319,10 @@ pub fn verify_inclusion(
         snode >>= 1;
     }
     if snode != 0 {
-        return Err(ProofError::WrongProofSize { expected, got: proof.len() });
+        return Err(ProofError::WrongProofSize {
+            expected,
+            got: proof.len(),
+        });
     }
     if r != *root {
         return Err(ProofError::RootMismatch);
@@ -323,7 +351,10 @@ pub fn verify_consistency(
     }
     if from == to {
         if !proof.is_empty() {
-            return Err(ProofError::WrongProofSize { expected: 0, got: proof.len() });
+            return Err(ProofError::WrongProofSize {
+                expected: 0,
+                got: proof.len(),
+            });
         }
         if from_root != to_root {
             return Err(ProofError::RootMismatch);
@@ -331,7 +362,10 @@ pub fn verify_consistency(
         return Ok(());
     }
     let expected = consistency_proof_len(from, to);
-    let wrong_size = ProofError::WrongProofSize { expected, got: proof.len() };
+    let wrong_size = ProofError::WrongProofSize {
+        expected,
+        got: proof.len(),
+    };
     if proof.len() != expected {
         return Err(wrong_size);
     }
@@ -410,7 +444,11 @@ impl Frontier {
     pub fn from_peaks(size: u64, peaks: Vec<Hash>) -> Result<Self, PeakCountError> {
         let expected = to_usize(size.count_ones());
         if peaks.len() != expected {
-            return Err(PeakCountError { size, expected, got: peaks.len() });
+            return Err(PeakCountError {
+                size,
+                expected,
+                got: peaks.len(),
+            });
         }
         Ok(Frontier { size, peaks })
     }
@@ -496,7 +534,12 @@ impl MemoryTree {
 
     /// The tree over these entries (leaf-hashed per RFC 6962).
     pub fn from_entries<E: AsRef<[u8]>>(entries: impl IntoIterator<Item = E>) -> Self {
-        Self::from_leaves(entries.into_iter().map(|e| crate::hash::leaf_hash(e.as_ref())).collect())
+        Self::from_leaves(
+            entries
+                .into_iter()
+                .map(|e| crate::hash::leaf_hash(e.as_ref()))
+                .collect(),
+        )
     }
 
     /// Appends a leaf hash, completing its ancestors.
@@ -519,18 +562,21 @@ impl MemoryTree {
 
     /// Number of leaves.
     pub fn size(&self) -> u64 {
-        self.levels.first().map_or(0, |l| u64::try_from(l.len()).unwrap_or(u64::MAX))
+        self.levels
+            .first()
+            .map_or(0, |l| u64::try_from(l.len()).unwrap_or(u64::MAX))
     }
 
     /// The complete nodes at `level`, left to right (empty above the tree's height).
     pub fn nodes(&self, level: u8) -> &[Hash] {
-        self.levels.get(usize::from(level)).map_or(&[], |l| l.as_slice())
+        self.levels
+            .get(usize::from(level))
+            .map_or(&[], |l| l.as_slice())
     }
 
     /// Root of the whole tree.
     pub fn root(&self) -> Hash {
-        // Every node inside the tree is present, so this cannot fail; fall back to recomputing
-        // defensively rather than panic.
+        // Cannot fail: the tree holds every complete node of its own size.
         root(self, self.size()).unwrap_or_else(|_| empty_root())
     }
 }

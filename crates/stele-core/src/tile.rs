@@ -126,12 +126,13 @@ impl TilePath {
     /// # Errors
     /// A [`TilePathError`] naming the first non-canonical part.
     pub fn parse(path: &str) -> Result<TilePath, TilePathError> {
-        let rest = path.strip_prefix("tile/").ok_or(TilePathError::MissingPrefix)?;
-        let mut elems: Vec<&str> = rest.split('/').collect();
-        let (kind_elem, mut elems) = match elems.split_first_mut() {
-            Some((k, e)) => (*k, e.to_vec()),
-            None => return Err(TilePathError::MissingPrefix),
-        };
+        let rest = path
+            .strip_prefix("tile/")
+            .ok_or(TilePathError::MissingPrefix)?;
+        let mut parts = rest.split('/');
+        // `split` yields at least one (possibly empty) element.
+        let kind_elem = parts.next().unwrap_or_default();
+        let mut elems: Vec<&str> = parts.collect();
         let kind = if kind_elem == "entries" {
             TileKind::Entries
         } else {
@@ -252,7 +253,9 @@ pub fn tile_hashes_for(level: u8, index: u64, width: u64) -> Result<(u8, u64, u6
     if !(1..=TILE_WIDTH).contains(&width) {
         return Err(TileError::OutOfRange);
     }
-    let tree_level = level.checked_mul(TILE_HEIGHT).ok_or(TileError::OutOfRange)?;
+    let tree_level = level
+        .checked_mul(TILE_HEIGHT)
+        .ok_or(TileError::OutOfRange)?;
     let first = index.checked_mul(TILE_WIDTH).ok_or(TileError::OutOfRange)?;
     // The last node must have an index too.
     first.checked_add(width - 1).ok_or(TileError::OutOfRange)?;
@@ -268,12 +271,16 @@ pub fn tile_hashes_for(level: u8, index: u64, width: u64) -> Result<(u8, u64, u6
 /// entry longer than [`MAX_ENTRY_LEN`].
 pub fn bundle_encode(entries: &[&[u8]], out: &mut Vec<u8>) -> Result<(), TileError> {
     if entries.len() > bundle_cap() {
-        return Err(TileError::TooManyEntries { count: entries.len() });
+        return Err(TileError::TooManyEntries {
+            count: entries.len(),
+        });
     }
     let mut prefixes = Vec::with_capacity(entries.len());
     for (index, entry) in entries.iter().enumerate() {
-        let len = u16::try_from(entry.len())
-            .map_err(|_| TileError::EntryTooLong { index, len: entry.len() })?;
+        let len = u16::try_from(entry.len()).map_err(|_| TileError::EntryTooLong {
+            index,
+            len: entry.len(),
+        })?;
         prefixes.push(len.to_be_bytes());
     }
     out.reserve(entries.iter().map(|e| e.len() + 2).sum());
@@ -300,7 +307,9 @@ pub fn bundle_decode(data: &[u8]) -> Result<Vec<&[u8]>, TileError> {
         let (entry, tail) = tail.split_at_checked(len).ok_or(truncated)?;
         entries.push(entry);
         if entries.len() > bundle_cap() {
-            return Err(TileError::TooManyEntries { count: entries.len() });
+            return Err(TileError::TooManyEntries {
+                count: entries.len(),
+            });
         }
         rest = tail;
     }
@@ -321,7 +330,14 @@ mod tests {
         // tlog-tiles: "index 1234067 will be encoded as x001/x234/067".
         assert_eq!(encode_n(1_234_067), "x001/x234/067");
         let t = TilePath::parse("tile/0/x001/x234/067").unwrap();
-        assert_eq!(t, TilePath { kind: TileKind::Hash { level: 0 }, index: 1_234_067, width: None });
+        assert_eq!(
+            t,
+            TilePath {
+                kind: TileKind::Hash { level: 0 },
+                index: 1_234_067,
+                width: None
+            }
+        );
         // "a tree of size 70,000 will be represented by 273 full level 0 tiles, one partial level
         // 0 tile of width 112, one full level 1 tile, one partial level 1 tile of width 17, and
         // one partial level 2 tile of width 1."
@@ -341,8 +357,18 @@ mod tests {
     fn paths_round_trip() {
         let cases = [
             ("tile/entries/000", TileKind::Entries, 0, None),
-            ("tile/entries/x001/000.p/1", TileKind::Entries, 1000, Some(1)),
-            ("tile/63/999.p/255", TileKind::Hash { level: 63 }, 999, Some(255)),
+            (
+                "tile/entries/x001/000.p/1",
+                TileKind::Entries,
+                1000,
+                Some(1),
+            ),
+            (
+                "tile/63/999.p/255",
+                TileKind::Hash { level: 63 },
+                999,
+                Some(255),
+            ),
             (
                 "tile/7/x018/x446/x744/x073/x709/x551/615",
                 TileKind::Hash { level: 7 },
@@ -403,7 +429,10 @@ mod tests {
         assert_eq!(tile_hashes_for(0, 0, 0), Err(TileError::OutOfRange));
         assert_eq!(tile_hashes_for(0, 0, 257), Err(TileError::OutOfRange));
         assert_eq!(tile_hashes_for(32, 0, 1), Err(TileError::OutOfRange));
-        assert_eq!(tile_hashes_for(0, u64::MAX / 256 + 1, 1), Err(TileError::OutOfRange));
+        assert_eq!(
+            tile_hashes_for(0, u64::MAX / 256 + 1, 1),
+            Err(TileError::OutOfRange)
+        );
         let t = TilePath::parse("tile/1/002.p/17").unwrap();
         assert_eq!(t.count(), 17);
         assert_eq!(TilePath::parse("tile/1/002").unwrap().count(), 256);
@@ -412,14 +441,14 @@ mod tests {
     #[test]
     fn bundles_round_trip() {
         let big = vec![7u8; MAX_ENTRY_LEN];
-        let entries: Vec<&[u8]> = vec![b"", b"a", b"hello", &big];
+        let entries: Vec<&[u8]> = vec![&b""[..], &b"a"[..], &b"hello"[..], &big];
         let mut out = vec![0xff];
         bundle_encode(&entries, &mut out).unwrap();
         assert_eq!(&out[..6], &[0xff, 0, 0, 0, 1, b'a']);
         assert_eq!(out.len(), 1 + 2 * 4 + 1 + 5 + MAX_ENTRY_LEN);
         assert_eq!(bundle_decode(&out[1..]).unwrap(), entries);
 
-        let full: Vec<&[u8]> = vec![b"x"; 256];
+        let full: Vec<&[u8]> = vec![&b"x"[..]; 256];
         let mut out = Vec::new();
         bundle_encode(&full, &mut out).unwrap();
         assert_eq!(bundle_decode(&out).unwrap().len(), 256);
@@ -430,24 +459,45 @@ mod tests {
     fn bundle_errors() {
         let too_big = vec![0u8; MAX_ENTRY_LEN + 1];
         let mut out = vec![1, 2];
-        let entries: Vec<&[u8]> = vec![b"ok", &too_big];
+        let entries: Vec<&[u8]> = vec![&b"ok"[..], &too_big];
         assert_eq!(
             bundle_encode(&entries, &mut out),
-            Err(TileError::EntryTooLong { index: 1, len: MAX_ENTRY_LEN + 1 })
+            Err(TileError::EntryTooLong {
+                index: 1,
+                len: MAX_ENTRY_LEN + 1
+            })
         );
         assert_eq!(out, vec![1, 2], "nothing written on error");
-        let many: Vec<&[u8]> = vec![b""; 257];
-        assert_eq!(bundle_encode(&many, &mut out), Err(TileError::TooManyEntries { count: 257 }));
+        let many: Vec<&[u8]> = vec![&b""[..]; 257];
+        assert_eq!(
+            bundle_encode(&many, &mut out),
+            Err(TileError::TooManyEntries { count: 257 })
+        );
 
         let mut good = Vec::new();
-        bundle_encode(&[b"abc", b"defg"], &mut good).unwrap();
+        bundle_encode(&[&b"abc"[..], &b"defg"[..]], &mut good).unwrap();
         // Cut inside the second entry, inside its prefix, and add a stray byte.
-        assert_eq!(bundle_decode(&good[..8]), Err(TileError::Truncated { offset: 5 }));
-        assert_eq!(bundle_decode(&good[..6]), Err(TileError::Truncated { offset: 5 }));
-        assert_eq!(bundle_decode(&good[..2]), Err(TileError::Truncated { offset: 0 }));
+        assert_eq!(
+            bundle_decode(&good[..8]),
+            Err(TileError::Truncated { offset: 5 })
+        );
+        assert_eq!(
+            bundle_decode(&good[..6]),
+            Err(TileError::Truncated { offset: 5 })
+        );
+        assert_eq!(
+            bundle_decode(&good[..2]),
+            Err(TileError::Truncated { offset: 0 })
+        );
         let mut stray = good.clone();
         stray.push(0);
-        assert_eq!(bundle_decode(&stray), Err(TileError::Truncated { offset: good.len() }));
-        assert_eq!(bundle_decode(&vec![0u8; 2 * 257]), Err(TileError::TooManyEntries { count: 257 }));
+        assert_eq!(
+            bundle_decode(&stray),
+            Err(TileError::Truncated { offset: good.len() })
+        );
+        assert_eq!(
+            bundle_decode(&vec![0u8; 2 * 257]),
+            Err(TileError::TooManyEntries { count: 257 })
+        );
     }
 }

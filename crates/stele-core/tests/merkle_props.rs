@@ -139,7 +139,10 @@ struct Prefix {
 
 impl Prefix {
     fn new(size: u64) -> Self {
-        Prefix { size, reads: Cell::new(0) }
+        Prefix {
+            size,
+            reads: Cell::new(0),
+        }
     }
 }
 
@@ -222,9 +225,15 @@ fn frontier_matches_memory_tree_at_every_size() {
         let size = i as u64 + 1;
         assert_eq!(frontier.size(), size);
         assert_eq!(frontier.root(), prefix_root(size), "root at {size}");
-        let peaks: Vec<Hash> =
-            Frontier::peak_coords(size).iter().map(|&(l, n)| t.node(l, n).unwrap()).collect();
-        assert_eq!(Frontier::from_peaks(size, peaks).unwrap(), frontier, "peaks at {size}");
+        let peaks: Vec<Hash> = Frontier::peak_coords(size)
+            .iter()
+            .map(|&(l, n)| t.node(l, n).unwrap())
+            .collect();
+        assert_eq!(
+            Frontier::from_peaks(size, peaks).unwrap(),
+            frontier,
+            "peaks at {size}"
+        );
     }
     for (level, nodes) in reported.iter().enumerate() {
         assert_eq!(nodes.as_slice(), t.nodes(level as u8), "level {level}");
@@ -236,9 +245,16 @@ fn frontier_matches_memory_tree_at_every_size() {
 fn frontier_rejects_wrong_peak_count() {
     assert_eq!(
         Frontier::from_peaks(5, vec![leaf(0)]),
-        Err(PeakCountError { size: 5, expected: 2, got: 1 })
+        Err(PeakCountError {
+            size: 5,
+            expected: 2,
+            got: 1
+        })
     );
-    assert_eq!(Frontier::from_peaks(0, vec![]).unwrap().root(), empty_root());
+    assert_eq!(
+        Frontier::from_peaks(0, vec![]).unwrap().root(),
+        empty_root()
+    );
     assert_eq!(Frontier::peak_coords(0), vec![]);
     assert_eq!(Frontier::peak_coords(13), vec![(3, 0), (2, 2), (0, 12)]);
 }
@@ -248,7 +264,10 @@ fn generation_refuses_bad_requests() {
     let t = tree();
     assert!(matches!(
         inclusion_proof(t, 5, 5),
-        Err(MerkleError::Proof(ProofError::IndexOutOfRange { index: 5, size: 5 }))
+        Err(MerkleError::Proof(ProofError::IndexOutOfRange {
+            index: 5,
+            size: 5
+        }))
     ));
     for (from, to) in [(0, 0), (0, 3), (4, 3)] {
         assert!(matches!(
@@ -258,7 +277,10 @@ fn generation_refuses_bad_requests() {
     }
     assert_eq!(consistency_proof(t, 7, 7).unwrap(), vec![]);
     // A source that lacks nodes reports it instead of inventing hashes.
-    assert!(matches!(inclusion_proof(t, 0, MAX + 1), Err(MerkleError::Source(_))));
+    assert!(matches!(
+        inclusion_proof(t, 0, MAX + 1),
+        Err(MerkleError::Source(_))
+    ));
     assert!(root(t, MAX + 1).is_err());
 }
 
@@ -274,17 +296,35 @@ fn verification_errors_are_typed() {
     );
     assert_eq!(
         verify_inclusion(&l, 3, size, &p[1..], &r),
-        Err(ProofError::WrongProofSize { expected: p.len(), got: p.len() - 1 })
+        Err(ProofError::WrongProofSize {
+            expected: p.len(),
+            got: p.len() - 1
+        })
     );
-    assert_eq!(verify_inclusion(&l, 3, size, &p, &flip(&r, 0)), Err(ProofError::RootMismatch));
+    assert_eq!(
+        verify_inclusion(&l, 3, size, &p, &flip(&r, 0)),
+        Err(ProofError::RootMismatch)
+    );
     let c = consistency_proof(&Prefix::new(size), 6, size).unwrap();
     let r6 = prefix_root(6);
-    assert_eq!(verify_consistency(6, size, &c, &flip(&r6, 9), &r), Err(ProofError::FromRootMismatch));
-    assert_eq!(verify_consistency(6, size, &c, &r6, &flip(&r, 9)), Err(ProofError::RootMismatch));
-    assert_eq!(verify_consistency(0, 0, &[], &r, &r), Err(ProofError::SizeOutOfRange { from: 0, to: 0 }));
+    assert_eq!(
+        verify_consistency(6, size, &c, &flip(&r6, 9), &r),
+        Err(ProofError::FromRootMismatch)
+    );
+    assert_eq!(
+        verify_consistency(6, size, &c, &r6, &flip(&r, 9)),
+        Err(ProofError::RootMismatch)
+    );
+    assert_eq!(
+        verify_consistency(0, 0, &[], &r, &r),
+        Err(ProofError::SizeOutOfRange { from: 0, to: 0 })
+    );
     assert_eq!(
         verify_consistency(size, size, &c, &r, &r),
-        Err(ProofError::WrongProofSize { expected: 0, got: c.len() })
+        Err(ProofError::WrongProofSize {
+            expected: 0,
+            got: c.len()
+        })
     );
 }
 
@@ -420,18 +460,29 @@ struct Periodic {
 
 impl Periodic {
     fn new(size: u64) -> Self {
-        Periodic { size, reads: Cell::new(0), memo: Default::default() }
+        Periodic {
+            size,
+            reads: Cell::new(0),
+            memo: Default::default(),
+        }
     }
 
     fn compute(&self, level: u8, index: u64) -> Hash {
         if level == 0 {
             return leaf(index % (1 << PERIOD_LEVEL));
         }
-        let key = if level >= PERIOD_LEVEL { (level, 0) } else { (level, index % (1 << (PERIOD_LEVEL - level))) };
+        let key = if level >= PERIOD_LEVEL {
+            (level, 0)
+        } else {
+            (level, index % (1 << (PERIOD_LEVEL - level)))
+        };
         if let Some(h) = self.memo.borrow().get(&key) {
             return *h;
         }
-        let h = node_hash(&self.compute(level - 1, 2 * key.1), &self.compute(level - 1, 2 * key.1 + 1));
+        let h = node_hash(
+            &self.compute(level - 1, 2 * key.1),
+            &self.compute(level - 1, 2 * key.1 + 1),
+        );
         self.memo.borrow_mut().insert(key, h);
         h
     }
@@ -452,7 +503,11 @@ impl NodeSource for Periodic {
 fn periodic_source_is_a_real_tree() {
     let d: Vec<Hash> = (0..300).map(|i| leaf(i % 16)).collect();
     for n in [1usize, 2, 15, 16, 17, 100, 255, 256, 300] {
-        assert_eq!(root(&Periodic::new(n as u64), n as u64).unwrap(), mth(&d[..n]), "size {n}");
+        assert_eq!(
+            root(&Periodic::new(n as u64), n as u64).unwrap(),
+            mth(&d[..n]),
+            "size {n}"
+        );
     }
 }
 

@@ -14,7 +14,10 @@ use stele_core::merkle::{
 };
 use stele_core::Hash;
 
-const TESTDATA: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../../../shared/testdata/rfc6962");
+const TESTDATA: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/../../../shared/testdata/rfc6962"
+);
 
 #[derive(Deserialize)]
 struct Vectors {
@@ -74,7 +77,11 @@ fn vector_tree(v: &Vectors) -> MemoryTree {
 }
 
 fn root_of(v: &Vectors, size: u64) -> Hash {
-    let r = v.roots.iter().find(|r| r.size == size).expect("root for size");
+    let r = v
+        .roots
+        .iter()
+        .find(|r| r.size == size)
+        .expect("root for size");
     h(&r.hash)
 }
 
@@ -86,7 +93,11 @@ fn hash_primitives() {
         let want = h(&p.hash);
         let got = match (&p.input_hex, &p.leaf_hex, &p.left_hex, &p.right_hex) {
             (Some(input), None, None, None) => {
-                assert!(input.is_empty(), "{}: only the empty tree is a plain hash", p.desc);
+                assert!(
+                    input.is_empty(),
+                    "{}: only the empty tree is a plain hash",
+                    p.desc
+                );
                 empty_root()
             }
             (None, Some(leaf), None, None) => leaf_hash(&hex::decode(leaf).unwrap()),
@@ -134,8 +145,14 @@ fn inclusion_vectors_regenerate_and_verify() {
         let got = inclusion_proof(&tree, c.leaf_index, c.tree_size).unwrap();
         assert_eq!(got, want, "index {} size {}", c.leaf_index, c.tree_size);
         let leaf = leaf_hash(&hex::decode(&v.leaves[c.leaf_index as usize]).unwrap());
-        verify_inclusion(&leaf, c.leaf_index, c.tree_size, &want, &root_of(&v, c.tree_size))
-            .unwrap();
+        verify_inclusion(
+            &leaf,
+            c.leaf_index,
+            c.tree_size,
+            &want,
+            &root_of(&v, c.tree_size),
+        )
+        .unwrap();
     }
 }
 
@@ -192,7 +209,12 @@ fn json_files(dir: &Path, out: &mut Vec<PathBuf>) {
 
 fn golden(kind: &str) -> Vec<PathBuf> {
     let mut files = Vec::new();
-    json_files(&Path::new(TESTDATA).join("transparency-dev-merkle-golden").join(kind), &mut files);
+    json_files(
+        &Path::new(TESTDATA)
+            .join("transparency-dev-merkle-golden")
+            .join(kind),
+        &mut files,
+    );
     files.sort();
     files
 }
@@ -232,7 +254,13 @@ fn golden_inclusion_probes() {
             }
             _ => false,
         };
-        assert_eq!(result, !probe.want_err, "{}: {}", file.display(), probe.desc);
+        assert_eq!(
+            result,
+            !probe.want_err,
+            "{}: {}",
+            file.display(),
+            probe.desc
+        );
         if result {
             accepted += 1;
         } else {
@@ -255,7 +283,13 @@ fn golden_consistency_probes() {
             Some(proof) => verify_consistency(probe.size1, probe.size2, &proof, &r1, &r2).is_ok(),
             None => false,
         };
-        assert_eq!(result, !probe.want_err, "{}: {}", file.display(), probe.desc);
+        assert_eq!(
+            result,
+            !probe.want_err,
+            "{}: {}",
+            file.display(),
+            probe.desc
+        );
         if result {
             accepted += 1;
         } else {
@@ -277,7 +311,10 @@ fn golden_happy_paths_regenerate() {
             serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
         if probe.desc == "happy path" && probe.tree_size <= 8 {
             let want = wire_proof(&probe.proof).unwrap();
-            assert_eq!(inclusion_proof(&tree, probe.leaf_idx, probe.tree_size).unwrap(), want);
+            assert_eq!(
+                inclusion_proof(&tree, probe.leaf_idx, probe.tree_size).unwrap(),
+                want
+            );
             assert_eq!(wire_root(&probe.root), root_of(&v, probe.tree_size));
             checked += 1;
         }
@@ -287,7 +324,10 @@ fn golden_happy_paths_regenerate() {
             serde_json::from_str(&std::fs::read_to_string(&file).unwrap()).unwrap();
         if probe.desc == "happy path" && probe.size2 <= 8 {
             let want = wire_proof(&probe.proof).unwrap();
-            assert_eq!(consistency_proof(&tree, probe.size1, probe.size2).unwrap(), want);
+            assert_eq!(
+                consistency_proof(&tree, probe.size1, probe.size2).unwrap(),
+                want
+            );
             checked += 1;
         }
     }
