@@ -1,1 +1,133 @@
-fn main() {}
+//! # stele
+//!
+//! The command-line tool of Stele: run a log server (`serve`), manage its keys (`keygen`,
+//! `key`), talk to a running log over HTTP (`append`, `get`, `proof`) and check a log
+//! (`verify`, offline against a data directory or remotely against the HTTP API).
+//!
+//! A thin shell in ripgrep's shape: [`main`] calls [`run`] and maps the outcome to an exit
+//! code. Exit codes: 0 success, 1 a verification failure, damage or an HTTP error answer,
+//! 2 a usage or environment problem (bad arguments, missing files, unreachable server).
+//!
+//! What it leaves out: storage, proofs and HTTP handling live in the library crates; this
+//! crate only parses arguments, wires them together and prints.
+
+mod client;
+mod cmd;
+mod exit;
+mod keys;
+mod paths;
+mod units;
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// An immutable, independently verifiable audit log of authorization events.
+#[derive(Debug, Parser)]
+#[command(
+    name = "stele",
+    version,
+    propagate_version = true,
+    after_help = "Exit codes: 0 success; 1 verification failure, damage or an HTTP error answer; 2 usage or environment error."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the log server over a data directory.
+    Serve(cmd::serve::ServeArgs),
+    /// Create a signing key: for a data directory, or a standalone key file.
+    Keygen(cmd::keygen::KeygenArgs),
+    /// Show a data directory's keys.
+    Key(cmd::key::KeyArgs),
+    /// Append NDJSON events to a running log.
+    Append(cmd::append::AppendArgs),
+    /// Fetch one stored event by log index or event id.
+    Get(cmd::get::GetArgs),
+    /// Fetch (and optionally verify) inclusion and consistency proofs.
+    Proof(cmd::proof::ProofArgs),
+    /// Verify a log: a data directory offline, or a server against a trusted key.
+    Verify(cmd::verify::VerifyArgs),
+    /// Measure append, HTTP, proof and verify rates beside the disk's and SHA-256's limits.
+    Bench(cmd::bench::BenchArgs),
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {}", error_chain(&e));
+            exit::code_for(&e)
+        }
+    }
+}
+
+/// Runs one subcommand. Errors that are [`exit::Failure`]s exit with 1, all others with 2.
+fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    let serving = matches!(cli.command, Command::Serve(_));
+    init_tracing(if serving { "info" } else { "warn" });
+    match cli.command {
+        Command::Serve(args) => cmd::serve::run(args),
+        Command::Keygen(args) => cmd::keygen::run(args),
+        Command::Key(args) => cmd::key::run(args),
+        Command::Append(args) => cmd::append::run(args),
+        Command::Get(args) => cmd::get::run(args),
+        Command::Proof(args) => cmd::proof::run(args),
+        Command::Verify(args) => cmd::verify::run(args),
+        Command::Bench(args) => cmd::bench::run(&args).map(|()| ExitCode::SUCCESS),
+    }
+}
+
+/// The error and its causes joined by `: `, leaving out a cause whose text the previous
+/// message already ends with (some errors print their source in their own message too).
+fn error_chain(e: &anyhow::Error) -> String {
+    let mut out = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if out.ends_with(&text) {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push_str(": ");
+        }
+        out.push_str(&text);
+    }
+    out
+}
+
+/// Logs to stderr, filtered by `RUST_LOG` (default: `default`), so stdout stays for results.
+fn init_tracing(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    // Fails only if a subscriber is already set, which this process never does twice.
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .try_init();
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn error_chain_joins_causes_and_drops_repeated_ones() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "no such file");
+        #[derive(Debug, thiserror::Error)]
+        #[error("read /k: {0}")]
+        struct Echoing(#[source] std::io::Error);
+        let e = anyhow::Error::new(Echoing(io)).context("loading the key");
+        assert_eq!(error_chain(&e), "loading the key: read /k: no such file");
+    }
+
+    #[test]
+    fn command_line_definition_is_consistent() {
+        Cli::command().debug_assert();
+    }
+}

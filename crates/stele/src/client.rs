@@ -1,0 +1,187 @@
+//! A small blocking client of the Stele HTTP API, shared by the client-side subcommands.
+//!
+//! Error answers become [`Failure::Http`] (exit 1) carrying the server's JSON error; failing to
+//! reach the server at all is an environment problem (exit 2).
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use reqwest::blocking::{RequestBuilder, Response};
+use serde::de::DeserializeOwned;
+use serde::Deserialize;
+use stele_core::checkpoint::{open_checkpoint, Checkpoint};
+use stele_core::note::NoteVerifier;
+use stele_core::Hash;
+
+use crate::exit::Failure;
+
+/// Default server URL (the default `stele serve --listen`).
+pub const DEFAULT_URL: &str = "http://127.0.0.1:7407";
+
+/// The answer of `GET /v1/proofs/inclusion`.
+#[derive(Debug, Deserialize)]
+pub struct InclusionProof {
+    /// Log index of the entry.
+    pub index: u64,
+    /// Tree size the proof is for.
+    pub tree_size: u64,
+    /// The entry's leaf hash, as the server claims it.
+    pub leaf_hash: Hash,
+    /// The audit path.
+    pub hashes: Vec<Hash>,
+}
+
+/// The answer of `GET /v1/proofs/consistency`.
+#[derive(Debug, Deserialize)]
+pub struct ConsistencyProof {
+    /// Older size.
+    pub from: u64,
+    /// Newer size.
+    pub to: u64,
+    /// The proof.
+    pub hashes: Vec<Hash>,
+}
+
+/// A client bound to one server's base URL.
+pub struct Client {
+    http: reqwest::blocking::Client,
+    base: String,
+}
+
+impl Client {
+    /// A client for the server at `base` (e.g. `http://127.0.0.1:7407`).
+    ///
+    /// # Errors
+    /// When `base` is not an http(s) URL.
+    pub fn new(base: &str) -> Result<Client> {
+        let url =
+            reqwest::Url::parse(base).with_context(|| format!("--url {base:?} is not a URL"))?;
+        anyhow::ensure!(
+            matches!(url.scheme(), "http" | "https"),
+            "--url {base:?} must be an http:// or https:// URL"
+        );
+        let http = reqwest::blocking::Client::builder()
+            .connect_timeout(Duration::from_secs(10))
+            .timeout(Duration::from_secs(300))
+            .user_agent(concat!("stele/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .context("building the HTTP client")?;
+        Ok(Client {
+            http,
+            base: base.trim_end_matches('/').to_string(),
+        })
+    }
+
+    /// The absolute URL of `path` (which starts with `/`).
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// A POST request to `path`, to be sent with [`Client::send`].
+    pub fn post(&self, path: &str) -> RequestBuilder {
+        self.http.post(self.url(path))
+    }
+
+    /// Sends a request; any answer (success or not) is returned.
+    ///
+    /// # Errors
+    /// When the server cannot be reached or the connection fails.
+    pub fn send(&self, req: RequestBuilder) -> Result<Response> {
+        let req = req.build().context("building the request")?;
+        let target = format!("{} {}", req.method(), req.url());
+        self.http
+            .execute(req)
+            .with_context(|| format!("{target}: cannot reach the server"))
+    }
+
+    /// GETs `path` and returns the successful answer.
+    ///
+    /// # Errors
+    /// [`Failure::Http`] for an error status; connection errors.
+    pub fn get(&self, path: &str) -> Result<Response> {
+        let resp = self.send(self.http.get(self.url(path)))?;
+        if resp.status().is_success() {
+            Ok(resp)
+        } else {
+            Err(http_failure("GET", resp).into())
+        }
+    }
+
+    /// GETs `path` and returns the body.
+    ///
+    /// # Errors
+    /// As [`Client::get`], and a body that breaks off.
+    pub fn get_bytes(&self, path: &str) -> Result<Vec<u8>> {
+        let url = self.url(path);
+        Ok(self
+            .get(path)?
+            .bytes()
+            .with_context(|| format!("GET {url}: reading the answer"))?
+            .to_vec())
+    }
+
+    /// GETs `path`; `None` when the server answers 404 (for resources a log MAY drop, such as
+    /// partial tiles once the full tile exists).
+    ///
+    /// # Errors
+    /// As [`Client::get_bytes`] for every status but 404.
+    pub fn get_bytes_if_found(&self, path: &str) -> Result<Option<Vec<u8>>> {
+        let url = self.url(path);
+        let resp = self.send(self.http.get(&url))?;
+        if resp.status() == reqwest::StatusCode::NOT_FOUND {
+            return Ok(None);
+        }
+        if !resp.status().is_success() {
+            return Err(http_failure("GET", resp).into());
+        }
+        Ok(Some(
+            resp.bytes()
+                .with_context(|| format!("GET {url}: reading the answer"))?
+                .to_vec(),
+        ))
+    }
+
+    /// GETs `path` and parses the body as JSON of type `T`.
+    ///
+    /// # Errors
+    /// As [`Client::get_bytes`], and [`Failure::Verification`] for an answer not of the form
+    /// the API promises.
+    pub fn get_json<T: DeserializeOwned>(&self, path: &str) -> Result<T> {
+        let body = self.get_bytes(path)?;
+        serde_json::from_slice(&body).map_err(|e| {
+            Failure::verification(format!("GET {}: malformed answer: {e}", self.url(path))).into()
+        })
+    }
+
+    /// Fetches `/checkpoint` and opens it with `verifier`: signature, and origin = key name.
+    /// Returns the checkpoint and the signed note as served.
+    ///
+    /// # Errors
+    /// [`Failure::Verification`] if the note is malformed or not signed by `verifier`.
+    pub fn checkpoint(&self, verifier: &NoteVerifier) -> Result<(Checkpoint, String)> {
+        let note = self.get_bytes("/checkpoint")?;
+        let (cp, _) = open_checkpoint(&note, verifier).map_err(|e| {
+            Failure::verification(format!(
+                "the checkpoint at {} does not verify with key {}: {e}",
+                self.url("/checkpoint"),
+                verifier.to_verifier_key()
+            ))
+        })?;
+        let note = String::from_utf8(note)
+            .map_err(|_| Failure::verification("the checkpoint is not UTF-8"))?;
+        Ok((cp, note))
+    }
+}
+
+/// Turns an error answer into a [`Failure::Http`], keeping the server's (JSON) body.
+pub fn http_failure(method: &'static str, resp: Response) -> Failure {
+    let status = resp.status().as_u16();
+    let url = resp.url().to_string();
+    let body = resp.text().unwrap_or_default().trim().to_string();
+    Failure::Http {
+        method,
+        url,
+        status,
+        body,
+    }
+}

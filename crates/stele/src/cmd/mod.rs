@@ -1,0 +1,10 @@
+//! One module per subcommand, each with its clap `Args` struct and a `run` function.
+
+pub mod append;
+pub mod bench;
+pub mod get;
+pub mod key;
+pub mod keygen;
+pub mod proof;
+pub mod serve;
+pub mod verify;

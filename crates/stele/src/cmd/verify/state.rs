@@ -1,0 +1,116 @@
+//! The remote verifier's memory: the last checkpoint it trusted, as the signed note, one file
+//! per log. Replaced atomically so a crash leaves either the old or the new checkpoint.
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result};
+use stele_core::checkpoint::{open_checkpoint, Checkpoint};
+use stele_core::note::NoteVerifier;
+
+/// The trusted checkpoint in `path`, re-verified with `verifier`; `None` if there is no file.
+///
+/// # Errors
+/// An unreadable file, or one that does not hold a checkpoint signed by `verifier` (the state
+/// belongs to another key, or was altered).
+pub fn load(path: &Path, verifier: &NoteVerifier) -> Result<Option<Checkpoint>> {
+    let note = match std::fs::read(path) {
+        Ok(n) => n,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => {
+            return Err(e)
+                .with_context(|| format!("reading the trusted checkpoint {}", path.display()))
+        }
+    };
+    let (cp, _) = open_checkpoint(&note, verifier).with_context(|| {
+        format!("{} does not hold a checkpoint signed by {} (remove it to trust this log afresh, or pass another --state)", path.display(), verifier.to_verifier_key())
+    })?;
+    Ok(Some(cp))
+}
+
+/// Replaces `path` with `note`: write a temporary file beside it, fsync, rename, fsync the
+/// directory. Creates the directory if needed.
+///
+/// # Errors
+/// I/O errors.
+pub fn save(path: &Path, note: &str) -> Result<()> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let tmp = dir.join(format!(".{name}.tmp.{}", std::process::id()));
+    let write = || -> std::io::Result<()> {
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(&tmp)?;
+        f.write_all(note.as_bytes())?;
+        f.sync_all()?;
+        std::fs::rename(&tmp, path)?;
+        File::open(dir)?.sync_all()
+    };
+    write()
+        .inspect_err(|_| {
+            let _ = std::fs::remove_file(&tmp);
+        })
+        .with_context(|| format!("saving the trusted checkpoint to {}", path.display()))
+}
+
+#[cfg(test)]
+mod tests {
+    use stele_core::checkpoint::sign_checkpoint;
+    use stele_core::note::NoteSigner;
+    use stele_core::Hash;
+
+    use super::*;
+
+    fn note(signer: &NoteSigner, size: u64) -> String {
+        let cp = Checkpoint {
+            origin: signer.name().into(),
+            size,
+            root: Hash([size as u8; 32]),
+            extensions: vec![],
+        };
+        sign_checkpoint(&cp, signer).unwrap()
+    }
+
+    #[test]
+    fn saved_checkpoint_loads_back_and_replaces_the_old_one() {
+        let signer = NoteSigner::generate("example.com/log").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/example.com_log.checkpoint");
+        assert_eq!(load(&path, &signer.verifier()).unwrap(), None);
+        save(&path, &note(&signer, 5)).unwrap();
+        assert_eq!(load(&path, &signer.verifier()).unwrap().unwrap().size, 5);
+        save(&path, &note(&signer, 9)).unwrap();
+        assert_eq!(load(&path, &signer.verifier()).unwrap().unwrap().size, 9);
+        let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
+            .unwrap()
+            .map(|e| e.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            leftovers.len(),
+            1,
+            "temporary files left behind: {leftovers:?}"
+        );
+    }
+
+    #[test]
+    fn state_signed_by_another_key_or_altered_is_refused() {
+        let signer = NoteSigner::generate("example.com/log").unwrap();
+        let other = NoteSigner::generate("example.com/log").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("s.checkpoint");
+        save(&path, &note(&other, 5)).unwrap();
+        assert!(load(&path, &signer.verifier()).is_err());
+        save(&path, &note(&signer, 5).replacen("\n5\n", "\n6\n", 1)).unwrap();
+        assert!(load(&path, &signer.verifier()).is_err());
+    }
+}
