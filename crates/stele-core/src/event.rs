@@ -287,14 +287,29 @@ impl Event {
             return Err(internal("event did not serialize to an object"));
         };
         stored.insert("id".to_owned(), Value::String(id.to_string()));
-        let content_digest =
-            digest(&stored).map_err(|e| internal(&format!("canonicalization failed: {e}")))?;
-        if skewed {
-            stored.insert("client_time_skewed".to_owned(), Value::Bool(true));
-        }
-        stored.insert("time".to_owned(), Value::String(now.format()));
-        let bytes = serde_json_canonicalizer::to_vec(&stored)
+        // One canonicalization serves both the digest and, in the common case, the entry:
+        // `time` sorts after every other key, so the entry is the digest's bytes with
+        // `,"time":"…"` spliced in before the closing brace. Only a skewed event (whose
+        // `client_time_skewed` sorts into the middle) needs a second pass.
+        let without_time = serde_json_canonicalizer::to_vec(&stored)
             .map_err(|e| internal(&format!("canonicalization failed: {e}")))?;
+        let content_digest = digest_bytes(&without_time);
+        let bytes = if skewed {
+            stored.insert("client_time_skewed".to_owned(), Value::Bool(true));
+            stored.insert("time".to_owned(), Value::String(now.format()));
+            serde_json_canonicalizer::to_vec(&stored)
+                .map_err(|e| internal(&format!("canonicalization failed: {e}")))?
+        } else {
+            let Some((b'}', body)) = without_time.split_last() else {
+                return Err(internal("canonical event is not an object"));
+            };
+            let mut bytes = Vec::with_capacity(without_time.len() + TIMESTAMP_LEN + 10);
+            bytes.extend_from_slice(body);
+            bytes.extend_from_slice(b",\"time\":\"");
+            bytes.extend_from_slice(now.format().as_bytes());
+            bytes.extend_from_slice(b"\"}");
+            bytes
+        };
         let max = limits.max_entry_bytes.min(MAX_ENTRY_BYTES);
         if bytes.len() > max {
             return Err(FieldError::new(
@@ -454,13 +469,17 @@ fn parse_object(entry: &[u8]) -> Result<Map<String, Value>, EntryError> {
 }
 
 fn digest(stored: &Map<String, Value>) -> Result<[u8; DIGEST_LEN], serde_json::Error> {
-    let canonical = serde_json_canonicalizer::to_vec(stored)?;
-    let full = Sha256::digest(&canonical);
+    Ok(digest_bytes(&serde_json_canonicalizer::to_vec(stored)?))
+}
+
+/// First 16 bytes of SHA-256 of canonical bytes.
+fn digest_bytes(canonical: &[u8]) -> [u8; DIGEST_LEN] {
+    let full = Sha256::digest(canonical);
     let mut out = [0u8; DIGEST_LEN];
     for (o, b) in out.iter_mut().zip(full.iter()) {
         *o = *b;
     }
-    Ok(out)
+    out
 }
 
 /// Where the time value of a canonical entry starts. JCS sorts keys, and `time` sorts after

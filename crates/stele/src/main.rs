@@ -18,6 +18,11 @@ mod keys;
 mod paths;
 mod units;
 
+/// The event path allocates many small JSON values; mimalloc handles that churn far better
+/// than the system allocator (measured with `stele bench http-batch`).
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};

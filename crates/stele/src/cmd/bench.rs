@@ -238,8 +238,11 @@ fn sample_event(i: u64, size: usize) -> String {
     );
     // Pad the reason so the stored entry (with id and time added, ~90 B) is about `size` bytes.
     let target = size.saturating_sub(90);
-    while e.len() + 2 < target {
+    loop {
         e.push('r');
+        if e.len() + 2 >= target {
+            break;
+        }
     }
     e.push_str("\"}");
     e
