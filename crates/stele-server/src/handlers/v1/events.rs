@@ -23,6 +23,9 @@ use crate::state::AppState;
 /// The header carrying the log index of a returned entry.
 pub const STELE_INDEX: HeaderName = HeaderName::from_static("stele-index");
 
+/// Bodies below this size are validated on the async worker instead of the blocking pool.
+const INLINE_BODY_BYTES: usize = 16 * 1024;
+
 /// Answer of `POST /v1/events`.
 #[derive(Debug, Serialize)]
 pub struct AppendResponse {
@@ -60,15 +63,23 @@ pub async fn append(
 ) -> Result<Json<AppendResponse>, ApiError> {
     let format = body::body_format(&headers)?;
     let bytes = body::read_limited(&headers, body, state.config().max_body_bytes).await?;
+    let bytes_len = bytes.len();
     let now = now()?;
-    // Parsing and canonicalising up to 100 000 events is CPU work for the blocking pool.
+    // Parsing and canonicalising up to 100 000 events is CPU work for the blocking pool; a
+    // small body (a few events, microseconds of work) is cheaper to handle here than to hand
+    // to another thread and back.
     let config = *state.config();
-    let prepared = tokio::task::spawn_blocking(move || {
+    let work = move || {
         let items = body::parse(&bytes, format, config.max_events)?;
         prepare_all(items, &config.limits, now)
-    })
-    .await
-    .map_err(|e| ApiError::Internal(format!("validation task failed: {e}")))??;
+    };
+    let prepared = if bytes_len < INLINE_BODY_BYTES {
+        work()?
+    } else {
+        tokio::task::spawn_blocking(work)
+            .await
+            .map_err(|e| ApiError::Internal(format!("validation task failed: {e}")))??
+    };
 
     let ids: Vec<Uuid> = prepared.iter().map(|p| p.id).collect();
     let entries = prepared
