@@ -14,8 +14,7 @@
 //!
 //! What it leaves out: there is no update or delete route (the log is append-only), no
 //! authentication or TLS (run it behind a proxy that provides them), no query index (events
-//! are found by log index or id only), and no lookup of an inclusion proof by leaf hash,
-//! because the store keeps no leaf-hash → index map.
+//! are found by log index, id, or — for inclusion proofs — leaf hash).
 //!
 //! Every error is answered with a JSON body `{"error": "...", ...}` (see [`error::ApiError`]).
 

@@ -23,16 +23,35 @@ impl BundleIndexWriter {
     /// I/O errors; `Corrupt` when the file holds fewer than `bundles` entries.
     pub fn open(layout: &Layout, bundles: u64) -> Result<Self> {
         let path = layout.bundle_index();
-        let file = OpenOptions::new().create(true).read(true).write(true).truncate(false).open(&path).map_err(StoreError::io("open", &path))?;
-        let have = file.metadata().map_err(StoreError::io("stat", &path))?.len();
+        let file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .write(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(StoreError::io("open", &path))?;
+        let have = file
+            .metadata()
+            .map_err(StoreError::io("stat", &path))?
+            .len();
         let want = bundles * 8;
         if have < want {
-            return Err(StoreError::corrupt(&path, Some((have / 8) * 256), format!("bundle index holds {have} bytes, the checkpointed tree needs {want}")));
+            return Err(StoreError::corrupt(
+                &path,
+                Some((have / 8) * 256),
+                format!("bundle index holds {have} bytes, the checkpointed tree needs {want}"),
+            ));
         }
         if have > want {
-            file.set_len(want).map_err(StoreError::io("truncate", &path))?;
+            file.set_len(want)
+                .map_err(StoreError::io("truncate", &path))?;
         }
-        Ok(BundleIndexWriter { file, path, len: want, pending: Vec::new() })
+        Ok(BundleIndexWriter {
+            file,
+            path,
+            len: want,
+            pending: Vec::new(),
+        })
     }
 
     /// Records that the next bundle starts at `offset` in its segment.
@@ -46,7 +65,9 @@ impl BundleIndexWriter {
     /// I/O errors.
     pub fn flush(&mut self) -> Result<()> {
         if !self.pending.is_empty() {
-            self.file.write_all_at(&self.pending, self.len).map_err(StoreError::io("write", &self.path))?;
+            self.file
+                .write_all_at(&self.pending, self.len)
+                .map_err(StoreError::io("write", &self.path))?;
             self.len += self.pending.len() as u64;
             self.pending.clear();
         }
@@ -58,7 +79,9 @@ impl BundleIndexWriter {
     /// # Errors
     /// I/O errors.
     pub fn sync(&self) -> Result<()> {
-        self.file.sync_data().map_err(StoreError::io("fsync", &self.path))
+        self.file
+            .sync_data()
+            .map_err(StoreError::io("fsync", &self.path))
     }
 }
 
@@ -70,9 +93,17 @@ pub fn read_offset(file: &File, path: &std::path::Path, bundle: u64) -> Result<u
     let mut b = [0u8; 8];
     file.read_exact_at(&mut b, bundle * 8).map_err(|e| {
         if e.kind() == std::io::ErrorKind::UnexpectedEof {
-            StoreError::corrupt(path, Some(bundle * 256), "bundle index shorter than the tree")
+            StoreError::corrupt(
+                path,
+                Some(bundle * 256),
+                "bundle index shorter than the tree",
+            )
         } else {
-            StoreError::Io { op: "read", path: path.to_path_buf(), source: e }
+            StoreError::Io {
+                op: "read",
+                path: path.to_path_buf(),
+                source: e,
+            }
         }
     })?;
     Ok(u64::from_be_bytes(b))

@@ -75,8 +75,16 @@ impl StoreError {
         move |source| StoreError::Io { op, path, source }
     }
 
-    pub(crate) fn corrupt(file: impl Into<PathBuf>, index: Option<u64>, detail: impl Into<String>) -> Self {
-        StoreError::Corrupt { file: file.into(), index, detail: detail.into() }
+    pub(crate) fn corrupt(
+        file: impl Into<PathBuf>,
+        index: Option<u64>,
+        detail: impl Into<String>,
+    ) -> Self {
+        StoreError::Corrupt {
+            file: file.into(),
+            index,
+            detail: detail.into(),
+        }
     }
 }
 

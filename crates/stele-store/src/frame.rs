@@ -85,7 +85,10 @@ fn be_u64(b: &[u8], at: usize) -> u64 {
 /// `Truncated` or `BadMagic`.
 pub fn parse_header(buf: &[u8]) -> Result<FrameHeader, FrameError> {
     if buf.len() < HEADER_LEN {
-        return Err(FrameError::Truncated { need: HEADER_LEN as u64, have: buf.len() as u64 });
+        return Err(FrameError::Truncated {
+            need: HEADER_LEN as u64,
+            have: buf.len() as u64,
+        });
     }
     if buf[..4] != MAGIC {
         return Err(FrameError::BadMagic);
@@ -108,7 +111,10 @@ pub fn check_frame(buf: &[u8]) -> Result<(FrameHeader, &[u8]), FrameError> {
     let h = parse_header(buf)?;
     let end = h.frame_len();
     if (buf.len() as u64) < end {
-        return Err(FrameError::Truncated { need: end, have: buf.len() as u64 });
+        return Err(FrameError::Truncated {
+            need: end,
+            have: buf.len() as u64,
+        });
     }
     let end = end as usize;
     let mut crc = crc32c::crc32c(&buf[8..HEADER_LEN]);
@@ -119,7 +125,10 @@ pub fn check_frame(buf: &[u8]) -> Result<(FrameHeader, &[u8]), FrameError> {
     let payload = &buf[HEADER_LEN..end];
     let n = count_entries(payload)?;
     if n != u64::from(h.count) {
-        return Err(FrameError::BadPayload(format!("header says {} entries, payload holds {n}", h.count)));
+        return Err(FrameError::BadPayload(format!(
+            "header says {} entries, payload holds {n}",
+            h.count
+        )));
     }
     Ok((h, payload))
 }
@@ -159,7 +168,12 @@ pub fn entries(payload: &[u8]) -> impl Iterator<Item = &[u8]> {
 /// Appends a frame holding `entries` to `out`.
 ///
 /// The caller guarantees each entry is at most 65535 bytes and the run stays inside one bundle.
-pub fn encode<'a>(out: &mut Vec<u8>, first_index: u64, time_ns: i64, entries: impl Iterator<Item = &'a [u8]>) {
+pub fn encode<'a>(
+    out: &mut Vec<u8>,
+    first_index: u64,
+    time_ns: i64,
+    entries: impl Iterator<Item = &'a [u8]>,
+) {
     let start = out.len();
     out.extend_from_slice(&MAGIC);
     out.extend_from_slice(&[0u8; 4]);
@@ -198,7 +212,10 @@ mod tests {
             for bit in 0..8 {
                 let mut bad = buf.clone();
                 bad[byte] ^= 1 << bit;
-                assert!(check_frame(&bad).is_err(), "flip at byte {byte} bit {bit} accepted");
+                assert!(
+                    check_frame(&bad).is_err(),
+                    "flip at byte {byte} bit {bit} accepted"
+                );
             }
         }
         for cut in 0..buf.len() {

@@ -23,7 +23,12 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
 pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
     let tmp = path.with_extension("tmp");
     {
-        let mut f = OpenOptions::new().create(true).write(true).truncate(true).open(&tmp).map_err(StoreError::io("create", &tmp))?;
+        let mut f = OpenOptions::new()
+            .create(true)
+            .write(true)
+            .truncate(true)
+            .open(&tmp)
+            .map_err(StoreError::io("create", &tmp))?;
         f.write_all(bytes).map_err(StoreError::io("write", &tmp))?;
         f.sync_all().map_err(StoreError::io("fsync", &tmp))?;
     }
@@ -46,15 +51,26 @@ impl DirLock {
     /// # Errors
     /// `Locked` when another process holds it; I/O errors.
     pub fn acquire(path: &Path) -> Result<DirLock> {
-        let f = OpenOptions::new().create(true).truncate(false).write(true).open(path).map_err(StoreError::io("open", path))?;
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .map_err(StoreError::io("open", path))?;
         // SAFETY: flock on a valid, owned descriptor.
         let rc = unsafe { libc::flock(f.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
         if rc != 0 {
             let err = std::io::Error::last_os_error();
             if err.kind() == std::io::ErrorKind::WouldBlock {
-                return Err(StoreError::Locked(path.parent().unwrap_or(path).to_path_buf()));
+                return Err(StoreError::Locked(
+                    path.parent().unwrap_or(path).to_path_buf(),
+                ));
             }
-            return Err(StoreError::Io { op: "lock", path: path.to_path_buf(), source: err });
+            return Err(StoreError::Io {
+                op: "lock",
+                path: path.to_path_buf(),
+                source: err,
+            });
         }
         Ok(DirLock { _file: f })
     }

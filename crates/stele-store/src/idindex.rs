@@ -1,6 +1,7 @@
-//! The derived id index `log/ids.redb`: event id → (index, commit time, content digest).
+//! The derived id index `log/ids.redb`: event id → (index, commit time, content digest), and
+//! leaf-hash prefix → index for entries that carry an id (events).
 //!
-//! It answers "which entry has this id" and makes retries idempotent. Commits during normal
+//! It answers "which entry has this id / this leaf hash" and makes retries idempotent. Commits during normal
 //! operation are not fsynced (the entries are); the durable commit made before each checkpoint
 //! records how far the index reaches (`indexed_through`), and recovery re-indexes the rest from
 //! the segments.
@@ -10,6 +11,7 @@ use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinitio
 use crate::error::{Result, StoreError};
 
 const IDS: TableDefinition<&[u8; 16], &[u8; 32]> = TableDefinition::new("ids");
+const LEAVES: TableDefinition<&[u8; 16], u64> = TableDefinition::new("leaves");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const INDEXED_THROUGH: &str = "indexed_through";
 
@@ -39,7 +41,45 @@ impl IdRecord {
         t.copy_from_slice(&v[8..16]);
         let mut d = [0u8; 16];
         d.copy_from_slice(&v[16..]);
-        IdRecord { index: u64::from_be_bytes(i), time_ns: i64::from_be_bytes(t), digest: d }
+        IdRecord {
+            index: u64::from_be_bytes(i),
+            time_ns: i64::from_be_bytes(t),
+            digest: d,
+        }
+    }
+}
+
+/// One entry to index.
+#[derive(Debug, Clone, Copy)]
+pub struct Indexed {
+    /// Event id.
+    pub id: [u8; 16],
+    /// What the id maps to.
+    pub record: IdRecord,
+    /// First 16 bytes of the entry's leaf hash.
+    pub leaf_prefix: [u8; 16],
+}
+
+impl Indexed {
+    /// Builds the record of entry `index`.
+    pub fn new(
+        id: [u8; 16],
+        index: u64,
+        time_ns: i64,
+        digest: [u8; 16],
+        leaf: &stele_core::Hash,
+    ) -> Self {
+        let mut leaf_prefix = [0u8; 16];
+        leaf_prefix.copy_from_slice(&leaf.0[..16]);
+        Indexed {
+            id,
+            record: IdRecord {
+                index,
+                time_ns,
+                digest,
+            },
+            leaf_prefix,
+        }
     }
 }
 
@@ -58,10 +98,12 @@ impl IdIndex {
     /// # Errors
     /// Database errors.
     pub fn open(path: &std::path::Path) -> Result<Self> {
-        let db = Database::create(path).map_err(|e| StoreError::Index(format!("{}: {e}", path.display())))?;
+        let db = Database::create(path)
+            .map_err(|e| StoreError::Index(format!("{}: {e}", path.display())))?;
         let tx = db.begin_write().map_err(db_err)?;
         {
             tx.open_table(IDS).map_err(db_err)?;
+            tx.open_table(LEAVES).map_err(db_err)?;
             tx.open_table(META).map_err(db_err)?;
         }
         tx.commit().map_err(db_err)?;
@@ -75,7 +117,10 @@ impl IdIndex {
     pub fn indexed_through(&self) -> Result<u64> {
         let tx = self.db.begin_read().map_err(db_err)?;
         let t = tx.open_table(META).map_err(db_err)?;
-        Ok(t.get(INDEXED_THROUGH).map_err(db_err)?.map(|v| v.value()).unwrap_or(0))
+        Ok(t.get(INDEXED_THROUGH)
+            .map_err(db_err)?
+            .map(|v| v.value())
+            .unwrap_or(0))
     }
 
     /// Looks an id up.
@@ -85,7 +130,20 @@ impl IdIndex {
     pub fn get(&self, id: &[u8; 16]) -> Result<Option<IdRecord>> {
         let tx = self.db.begin_read().map_err(db_err)?;
         let t = tx.open_table(IDS).map_err(db_err)?;
-        Ok(t.get(id).map_err(db_err)?.map(|v| IdRecord::decode(v.value())))
+        Ok(t.get(id)
+            .map_err(db_err)?
+            .map(|v| IdRecord::decode(v.value())))
+    }
+
+    /// The index of an entry whose leaf hash starts with `prefix` (the caller confirms the
+    /// whole hash: a prefix can collide).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn get_leaf(&self, prefix: &[u8; 16]) -> Result<Option<u64>> {
+        let tx = self.db.begin_read().map_err(db_err)?;
+        let t = tx.open_table(LEAVES).map_err(db_err)?;
+        Ok(t.get(prefix).map_err(db_err)?.map(|v| v.value()))
     }
 
     /// Inserts records and moves `indexed_through` to `through` in one commit, fsynced only
@@ -93,15 +151,26 @@ impl IdIndex {
     ///
     /// # Errors
     /// Database errors.
-    pub fn insert(&self, records: &[([u8; 16], IdRecord)], through: u64, durable: bool) -> Result<()> {
+    pub fn insert(&self, records: &[Indexed], through: u64, durable: bool) -> Result<()> {
         let mut tx = self.db.begin_write().map_err(db_err)?;
-        tx.set_durability(if durable { Durability::Immediate } else { Durability::None }).map_err(db_err)?;
+        tx.set_durability(if durable {
+            Durability::Immediate
+        } else {
+            Durability::None
+        })
+        .map_err(db_err)?;
         {
             let mut t = tx.open_table(IDS).map_err(db_err)?;
-            for (id, rec) in records {
+            let mut leaves = tx.open_table(LEAVES).map_err(db_err)?;
+            for r in records {
                 // First writer wins: a crash replay may see an id already indexed.
-                if t.get(id).map_err(db_err)?.is_none() {
-                    t.insert(id, &rec.encode()).map_err(db_err)?;
+                if t.get(&r.id).map_err(db_err)?.is_none() {
+                    t.insert(&r.id, &r.record.encode()).map_err(db_err)?;
+                }
+                if leaves.get(&r.leaf_prefix).map_err(db_err)?.is_none() {
+                    leaves
+                        .insert(&r.leaf_prefix, r.record.index)
+                        .map_err(db_err)?;
                 }
             }
             let mut m = tx.open_table(META).map_err(db_err)?;

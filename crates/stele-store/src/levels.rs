@@ -41,10 +41,20 @@ impl LevelWriter {
             if want == 0 && !path.exists() {
                 break;
             }
-            let f = OpenOptions::new().create(true).read(true).write(true).truncate(false).open(&path).map_err(StoreError::io("open", &path))?;
+            let f = OpenOptions::new()
+                .create(true)
+                .read(true)
+                .write(true)
+                .truncate(false)
+                .open(&path)
+                .map_err(StoreError::io("open", &path))?;
             let have = f.metadata().map_err(StoreError::io("stat", &path))?.len();
             if have < want {
-                return Err(StoreError::corrupt(&path, Some((have / 32) << level), format!("level file holds {have} bytes, the checkpointed tree needs {want}")));
+                return Err(StoreError::corrupt(
+                    &path,
+                    Some((have / 32) << level),
+                    format!("level file holds {have} bytes, the checkpointed tree needs {want}"),
+                ));
             }
             if have > want {
                 f.set_len(want).map_err(StoreError::io("truncate", &path))?;
@@ -52,7 +62,12 @@ impl LevelWriter {
             files.push(f);
             lens.push(want);
         }
-        Ok(LevelWriter { layout: layout.clone(), files, lens, pending: Vec::new() })
+        Ok(LevelWriter {
+            layout: layout.clone(),
+            files,
+            lens,
+            pending: Vec::new(),
+        })
     }
 
     /// Buffers one completed node; nodes of a level must arrive in index order.
@@ -75,12 +90,20 @@ impl LevelWriter {
             }
             while self.files.len() <= l {
                 let path = self.layout.level(self.files.len() as u8);
-                let f = OpenOptions::new().create(true).read(true).write(true).truncate(true).open(&path).map_err(StoreError::io("create", &path))?;
+                let f = OpenOptions::new()
+                    .create(true)
+                    .read(true)
+                    .write(true)
+                    .truncate(true)
+                    .open(&path)
+                    .map_err(StoreError::io("create", &path))?;
                 self.files.push(f);
                 self.lens.push(0);
             }
             let end = self.lens[l];
-            self.files[l].write_all_at(buf, end).map_err(StoreError::io("write", self.layout.level(l as u8)))?;
+            self.files[l]
+                .write_all_at(buf, end)
+                .map_err(StoreError::io("write", self.layout.level(l as u8)))?;
             self.lens[l] = end + buf.len() as u64;
             buf.clear();
         }
@@ -93,7 +116,8 @@ impl LevelWriter {
     /// I/O errors.
     pub fn sync(&mut self) -> Result<()> {
         for (l, f) in self.files.iter().enumerate() {
-            f.sync_data().map_err(StoreError::io("fsync", self.layout.level(l as u8)))?;
+            f.sync_data()
+                .map_err(StoreError::io("fsync", self.layout.level(l as u8)))?;
         }
         let dir = self.layout.hashes_dir();
         crate::fsutil::sync_dir(&dir)?;
@@ -111,7 +135,10 @@ pub struct LevelReader {
 impl LevelReader {
     /// Read access to the level files of `layout`.
     pub fn new(layout: &Layout) -> Self {
-        LevelReader { layout: layout.clone(), files: RwLock::new(Vec::new()) }
+        LevelReader {
+            layout: layout.clone(),
+            files: RwLock::new(Vec::new()),
+        }
     }
 
     /// Reads `count` consecutive nodes of `level` starting at `index`, as raw bytes.
@@ -123,16 +150,28 @@ impl LevelReader {
         self.with_file(level, |f, path| {
             f.read_exact_at(&mut buf, index * 32).map_err(|e| {
                 if e.kind() == std::io::ErrorKind::UnexpectedEof {
-                    StoreError::corrupt(path, Some(index << level), "level file shorter than the tree")
+                    StoreError::corrupt(
+                        path,
+                        Some(index << level),
+                        "level file shorter than the tree",
+                    )
                 } else {
-                    StoreError::Io { op: "read", path: path.to_path_buf(), source: e }
+                    StoreError::Io {
+                        op: "read",
+                        path: path.to_path_buf(),
+                        source: e,
+                    }
                 }
             })
         })?;
         Ok(buf)
     }
 
-    fn with_file<T>(&self, level: u8, f: impl FnOnce(&File, &std::path::Path) -> Result<T>) -> Result<T> {
+    fn with_file<T>(
+        &self,
+        level: u8,
+        f: impl FnOnce(&File, &std::path::Path) -> Result<T>,
+    ) -> Result<T> {
         let l = usize::from(level);
         let path = self.layout.level(level);
         {

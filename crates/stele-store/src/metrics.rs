@@ -47,11 +47,31 @@ impl StoreMetrics {
     /// Registers every metric under the `stele_store` prefix.
     pub fn register(&self, registry: &mut Registry) {
         let r = registry.sub_registry_with_prefix("stele_store");
-        r.register("appended_entries", "Entries appended and acknowledged durable", self.appended.clone());
-        r.register("group_commits", "Group commits (one write and fdatasync each)", self.commits.clone());
-        r.register("group_commit_entries", "Entries per group commit", self.batch_size.clone());
-        r.register("fsync_seconds", "Time to write and fdatasync one group commit", self.fsync_seconds.clone());
+        r.register(
+            "appended_entries",
+            "Entries appended and acknowledged durable",
+            self.appended.clone(),
+        );
+        r.register(
+            "group_commits",
+            "Group commits (one write and fdatasync each)",
+            self.commits.clone(),
+        );
+        r.register(
+            "group_commit_entries",
+            "Entries per group commit",
+            self.batch_size.clone(),
+        );
+        r.register(
+            "fsync_seconds",
+            "Time to write and fdatasync one group commit",
+            self.fsync_seconds.clone(),
+        );
         r.register("tree_size", "Durable tree size", self.tree_size.clone());
-        r.register("checkpoints_published", "Signed checkpoints published", self.checkpoints.clone());
+        r.register(
+            "checkpoints_published",
+            "Signed checkpoints published",
+            self.checkpoints.clone(),
+        );
     }
 }

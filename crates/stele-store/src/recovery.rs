@@ -20,7 +20,7 @@ use stele_core::Hash;
 use crate::bundles::{self, BundleIndexWriter};
 use crate::error::{Result, StoreError};
 use crate::frame;
-use crate::idindex::{IdIndex, IdRecord};
+use crate::idindex::{IdIndex, Indexed};
 use crate::layout::{Layout, BUNDLES_PER_SEGMENT, BUNDLE_WIDTH, ENTRIES_PER_SEGMENT};
 use crate::levels::LevelWriter;
 use crate::segments::{read_up_to, SegmentWriter};
@@ -40,19 +40,41 @@ pub struct RecoveryReport {
 }
 
 /// Reads and checks the checkpoint file, if any.
-pub(crate) fn read_checkpoint(layout: &Layout, signer: &NoteSigner) -> Result<Option<SignedCheckpoint>> {
+pub(crate) fn read_checkpoint(
+    layout: &Layout,
+    signer: &NoteSigner,
+) -> Result<Option<SignedCheckpoint>> {
     let path = layout.checkpoint();
     let bytes = match std::fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(StoreError::Io { op: "read", path, source: e }),
+        Err(e) => {
+            return Err(StoreError::Io {
+                op: "read",
+                path,
+                source: e,
+            })
+        }
     };
-    let (cp, _) = open_checkpoint(&bytes, &signer.verifier()).map_err(|e| StoreError::corrupt(&path, None, format!("checkpoint does not verify: {e}")))?;
-    let note = String::from_utf8(bytes).map_err(|_| StoreError::corrupt(&path, None, "checkpoint is not UTF-8"))?;
-    Ok(Some(SignedCheckpoint { size: cp.size, root: cp.root, note }))
+    let (cp, _) = open_checkpoint(&bytes, &signer.verifier()).map_err(|e| {
+        StoreError::corrupt(&path, None, format!("checkpoint does not verify: {e}"))
+    })?;
+    let note = String::from_utf8(bytes)
+        .map_err(|_| StoreError::corrupt(&path, None, "checkpoint is not UTF-8"))?;
+    Ok(Some(SignedCheckpoint {
+        size: cp.size,
+        root: cp.root,
+        note,
+    }))
 }
 
-pub(crate) fn recover(layout: &Layout, shared: &Arc<Shared>, signer: NoteSigner, key_of: fn(&[u8]) -> Option<EntryKey>, checkpoint_interval: Duration) -> Result<(Writer, RecoveryReport)> {
+pub(crate) fn recover(
+    layout: &Layout,
+    shared: &Arc<Shared>,
+    signer: NoteSigner,
+    key_of: fn(&[u8]) -> Option<EntryKey>,
+    checkpoint_interval: Duration,
+) -> Result<(Writer, RecoveryReport)> {
     let log_dir = layout.log_dir();
     std::fs::create_dir_all(&log_dir).map_err(StoreError::io("create", &log_dir))?;
     let cp = read_checkpoint(layout, &signer)?;
@@ -68,10 +90,15 @@ pub(crate) fn recover(layout: &Layout, shared: &Arc<Shared>, signer: NoteSigner,
             shared.levels.node(level, index)
         })
         .collect::<Result<Vec<Hash>>>()?;
-    let mut frontier = Frontier::from_peaks(c, peaks).map_err(|e| StoreError::corrupt(layout.hashes_dir(), None, e.to_string()))?;
+    let mut frontier = Frontier::from_peaks(c, peaks)
+        .map_err(|e| StoreError::corrupt(layout.hashes_dir(), None, e.to_string()))?;
     if let Some(cp) = &cp {
         if frontier.root() != cp.root {
-            return Err(StoreError::corrupt(layout.hashes_dir(), None, format!("hashes at the checkpointed size {c} do not give the signed root")));
+            return Err(StoreError::corrupt(
+                layout.hashes_dir(),
+                None,
+                format!("hashes at the checkpointed size {c} do not give the signed root"),
+            ));
         }
     }
 
@@ -83,13 +110,21 @@ pub(crate) fn recover(layout: &Layout, shared: &Arc<Shared>, signer: NoteSigner,
         (0, 0)
     } else {
         let b = (c - 1) / BUNDLE_WIDTH;
-        let f = std::fs::File::open(layout.bundle_index()).map_err(StoreError::io("open", layout.bundle_index()))?;
-        (b / BUNDLES_PER_SEGMENT, bundles::read_offset(&f, &layout.bundle_index(), b)?)
+        let f = std::fs::File::open(layout.bundle_index())
+            .map_err(StoreError::io("open", layout.bundle_index()))?;
+        (
+            b / BUNDLES_PER_SEGMENT,
+            bundles::read_offset(&f, &layout.bundle_index(), b)?,
+        )
     };
-    let mut next = if c == 0 { 0 } else { ((c - 1) / BUNDLE_WIDTH) * BUNDLE_WIDTH };
+    let mut next = if c == 0 {
+        0
+    } else {
+        ((c - 1) / BUNDLE_WIDTH) * BUNDLE_WIDTH
+    };
     let mut last_time_ns = 0i64;
     let mut torn_bytes = 0u64;
-    let mut records: Vec<([u8; 16], IdRecord)> = Vec::new();
+    let mut records: Vec<Indexed> = Vec::new();
     let mut reindex_from = indexed;
     // Entries between `indexed` and C need re-indexing too; they lie before the scan start
     // only when the index lags more than a bundle behind, so re-read them first.
@@ -103,11 +138,19 @@ pub(crate) fn recover(layout: &Layout, shared: &Arc<Shared>, signer: NoteSigner,
             break;
         }
         let file = std::fs::File::open(&path).map_err(StoreError::io("open", &path))?;
-        let len = file.metadata().map_err(StoreError::io("stat", &path))?.len();
+        let len = file
+            .metadata()
+            .map_err(StoreError::io("stat", &path))?
+            .len();
         if len < at {
-            return Err(StoreError::corrupt(&path, Some(next), format!("segment holds {len} bytes, the bundle index points at byte {at}")));
+            return Err(StoreError::corrupt(
+                &path,
+                Some(next),
+                format!("segment holds {len} bytes, the bundle index points at byte {at}"),
+            ));
         }
-        let data = read_up_to(&file, at, (len - at) as usize).map_err(StoreError::io("read", &path))?;
+        let data =
+            read_up_to(&file, at, (len - at) as usize).map_err(StoreError::io("read", &path))?;
         let seg_len = at + data.len() as u64;
         let mut rel = 0usize;
         while rel < data.len() {
@@ -122,10 +165,11 @@ pub(crate) fn recover(layout: &Layout, shared: &Arc<Shared>, signer: NoteSigner,
                         if index.is_multiple_of(BUNDLE_WIDTH) {
                             bundles.push(here);
                         }
-                        frontier.push(leaf_hash(e), |level, _, hash| levels.push(level, &hash));
+                        let leaf = leaf_hash(e);
+                        frontier.push(leaf, |level, _, hash| levels.push(level, &hash));
                         if index >= reindex_from {
                             if let Some(k) = key_of(e) {
-                                records.push((k.id, IdRecord { index, time_ns: h.time_ns, digest: k.digest }));
+                                records.push(Indexed::new(k.id, index, h.time_ns, k.digest, &leaf));
                             }
                         }
                     }
@@ -134,15 +178,30 @@ pub(crate) fn recover(layout: &Layout, shared: &Arc<Shared>, signer: NoteSigner,
                     rel += h.frame_len() as usize;
                 }
                 Ok((h, _)) => {
-                    return Err(StoreError::corrupt(&path, Some(next), format!("frame at byte {here} starts at entry {}, expected {next}", h.first_index)));
+                    return Err(StoreError::corrupt(
+                        &path,
+                        Some(next),
+                        format!(
+                            "frame at byte {here} starts at entry {}, expected {next}",
+                            h.first_index
+                        ),
+                    ));
                 }
                 Err(e) => {
                     // Torn tail, or corruption? Torn only if no valid frame follows anywhere.
                     if next < c {
-                        return Err(StoreError::corrupt(&path, Some(next), format!("bad frame at byte {here} inside the checkpointed log: {e}")));
+                        return Err(StoreError::corrupt(
+                            &path,
+                            Some(next),
+                            format!("bad frame at byte {here} inside the checkpointed log: {e}"),
+                        ));
                     }
                     if valid_frame_after(&data[rel + 1..]) || layout.segment(seg + 1).exists() {
-                        return Err(StoreError::corrupt(&path, Some(next), format!("bad frame at byte {here} followed by valid data: {e}")));
+                        return Err(StoreError::corrupt(
+                            &path,
+                            Some(next),
+                            format!("bad frame at byte {here} followed by valid data: {e}"),
+                        ));
                     }
                     torn_bytes = seg_len - here;
                     tracing::warn!(file = %path.display(), offset = here, bytes = torn_bytes, "dropping torn, unacknowledged tail: {e}");
@@ -155,13 +214,24 @@ pub(crate) fn recover(layout: &Layout, shared: &Arc<Shared>, signer: NoteSigner,
             break;
         }
         if next != (seg + 1) * ENTRIES_PER_SEGMENT {
-            return Err(StoreError::corrupt(&path, Some(next), "segment ends before its last bundle but a later segment exists"));
+            return Err(StoreError::corrupt(
+                &path,
+                Some(next),
+                "segment ends before its last bundle but a later segment exists",
+            ));
         }
         seg += 1;
         at = 0;
     }
     if frontier.size() < c {
-        return Err(StoreError::corrupt(layout.segment(seg), Some(frontier.size()), format!("the checkpoint vouches for {c} entries but the segments hold {}", frontier.size())));
+        return Err(StoreError::corrupt(
+            layout.segment(seg),
+            Some(frontier.size()),
+            format!(
+                "the checkpoint vouches for {c} entries but the segments hold {}",
+                frontier.size()
+            ),
+        ));
     }
     // Continue in a fresh segment when the last one ended exactly at its capacity.
     let segments = SegmentWriter::open(layout, seg, at)?;
@@ -171,12 +241,23 @@ pub(crate) fn recover(layout: &Layout, shared: &Arc<Shared>, signer: NoteSigner,
     if !records.is_empty() || indexed < size {
         ids.insert(&records, size, false)?;
     }
-    shared.size.store(size, std::sync::atomic::Ordering::Release);
+    shared
+        .size
+        .store(size, std::sync::atomic::Ordering::Release);
     shared.metrics.tree_size.set(size as i64);
     *shared.checkpoint.write().unwrap_or_else(|p| p.into_inner()) = cp.clone();
-    let report = RecoveryReport { checkpoint_size: c, size, torn_bytes };
+    let report = RecoveryReport {
+        checkpoint_size: c,
+        size,
+        torn_bytes,
+    };
     if size > c || torn_bytes > 0 {
-        tracing::info!(checkpoint = c, size, torn_bytes, "recovered the log past its last checkpoint");
+        tracing::info!(
+            checkpoint = c,
+            size,
+            torn_bytes,
+            "recovered the log past its last checkpoint"
+        );
     }
     let writer = Writer {
         layout: layout.clone(),
@@ -198,7 +279,10 @@ pub(crate) fn recover(layout: &Layout, shared: &Arc<Shared>, signer: NoteSigner,
 /// Whether any offset of `data` starts a frame that checks out.
 fn valid_frame_after(data: &[u8]) -> bool {
     let mut from = 0usize;
-    while let Some(pos) = data.get(from..).and_then(|d| d.windows(4).position(|w| w == frame::MAGIC)) {
+    while let Some(pos) = data
+        .get(from..)
+        .and_then(|d| d.windows(4).position(|w| w == frame::MAGIC))
+    {
         let at = from + pos;
         if frame::check_frame(&data[at..]).is_ok() {
             return true;
@@ -210,18 +294,37 @@ fn valid_frame_after(data: &[u8]) -> bool {
 
 /// Re-reads entries `[from, to)` (all below the checkpoint, so their bundles are indexed) to
 /// rebuild id records that a crash kept out of the index.
-fn reindex_range(layout: &Layout, shared: &Arc<Shared>, key_of: fn(&[u8]) -> Option<EntryKey>, from: u64, to: u64, out: &mut Vec<([u8; 16], IdRecord)>) -> Result<()> {
-    let f = std::fs::File::open(layout.bundle_index()).map_err(StoreError::io("open", layout.bundle_index()))?;
+fn reindex_range(
+    layout: &Layout,
+    shared: &Arc<Shared>,
+    key_of: fn(&[u8]) -> Option<EntryKey>,
+    from: u64,
+    to: u64,
+    out: &mut Vec<Indexed>,
+) -> Result<()> {
+    let f = std::fs::File::open(layout.bundle_index())
+        .map_err(StoreError::io("open", layout.bundle_index()))?;
     let mut bundle = from / BUNDLE_WIDTH;
     while bundle * BUNDLE_WIDTH < to {
         let off = bundles::read_offset(&f, &layout.bundle_index(), bundle)?;
-        let frames = shared.segments.read_frames(bundle / BUNDLES_PER_SEGMENT, off, bundle * BUNDLE_WIDTH, BUNDLE_WIDTH.min(to - bundle * BUNDLE_WIDTH))?;
+        let frames = shared.segments.read_frames(
+            bundle / BUNDLES_PER_SEGMENT,
+            off,
+            bundle * BUNDLE_WIDTH,
+            BUNDLE_WIDTH.min(to - bundle * BUNDLE_WIDTH),
+        )?;
         for fr in frames {
             for (i, e) in frame::entries(&fr.payload).enumerate() {
                 let index = fr.header.first_index + i as u64;
                 if index >= from && index < to {
                     if let Some(k) = key_of(e) {
-                        out.push((k.id, IdRecord { index, time_ns: fr.header.time_ns, digest: k.digest }));
+                        out.push(Indexed::new(
+                            k.id,
+                            index,
+                            fr.header.time_ns,
+                            k.digest,
+                            &leaf_hash(e),
+                        ));
                     }
                 }
             }

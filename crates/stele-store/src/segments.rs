@@ -32,16 +32,31 @@ impl SegmentWriter {
         std::fs::create_dir_all(&dir).map_err(StoreError::io("create", &dir))?;
         let path = layout.segment(seg);
         let existed = path.exists();
-        let file = OpenOptions::new().create(true).read(true).write(true).truncate(false).open(&path).map_err(StoreError::io("open", &path))?;
-        let have = file.metadata().map_err(StoreError::io("stat", &path))?.len();
+        let file = OpenOptions::new()
+            .create(true)
+            .read(true)
+            .write(true)
+            .truncate(false)
+            .open(&path)
+            .map_err(StoreError::io("open", &path))?;
+        let have = file
+            .metadata()
+            .map_err(StoreError::io("stat", &path))?
+            .len();
         if have != len {
-            file.set_len(len).map_err(StoreError::io("truncate", &path))?;
+            file.set_len(len)
+                .map_err(StoreError::io("truncate", &path))?;
             file.sync_all().map_err(StoreError::io("fsync", &path))?;
         }
         if !existed {
             crate::fsutil::sync_dir(&dir)?;
         }
-        Ok(SegmentWriter { layout: layout.clone(), seg, file, len })
+        Ok(SegmentWriter {
+            layout: layout.clone(),
+            seg,
+            file,
+            len,
+        })
     }
 
     /// The segment number.
@@ -68,7 +83,9 @@ impl SegmentWriter {
     /// # Errors
     /// I/O errors; the caller must then poison the store.
     pub fn append(&mut self, bytes: &[u8]) -> Result<()> {
-        self.file.write_all_at(bytes, self.len).map_err(StoreError::io("write", self.layout.segment(self.seg)))?;
+        self.file
+            .write_all_at(bytes, self.len)
+            .map_err(StoreError::io("write", self.layout.segment(self.seg)))?;
         self.len += bytes.len() as u64;
         Ok(())
     }
@@ -78,7 +95,9 @@ impl SegmentWriter {
     /// # Errors
     /// I/O errors; the caller must then poison the store.
     pub fn sync(&self) -> Result<()> {
-        self.file.sync_data().map_err(StoreError::io("fdatasync", self.layout.segment(self.seg)))
+        self.file
+            .sync_data()
+            .map_err(StoreError::io("fdatasync", self.layout.segment(self.seg)))
     }
 }
 
@@ -100,16 +119,27 @@ pub struct SegmentReader {
 impl SegmentReader {
     /// Read access to the segments of `layout`.
     pub fn new(layout: &Layout) -> Self {
-        SegmentReader { layout: layout.clone(), files: RwLock::new(HashMap::new()) }
+        SegmentReader {
+            layout: layout.clone(),
+            files: RwLock::new(HashMap::new()),
+        }
     }
 
     fn file(&self, seg: u64) -> Result<Arc<File>> {
-        if let Some(f) = self.files.read().unwrap_or_else(|p| p.into_inner()).get(&seg) {
+        if let Some(f) = self
+            .files
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&seg)
+        {
             return Ok(f.clone());
         }
         let path = self.layout.segment(seg);
         let f = Arc::new(File::open(&path).map_err(StoreError::io("open", &path))?);
-        self.files.write().unwrap_or_else(|p| p.into_inner()).insert(seg, f.clone());
+        self.files
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(seg, f.clone());
         Ok(f)
     }
 
@@ -118,7 +148,13 @@ impl SegmentReader {
     ///
     /// # Errors
     /// `Corrupt` on a bad or short frame, I/O errors.
-    pub fn read_frames(&self, seg: u64, offset: u64, first_index: u64, entries: u64) -> Result<Vec<ReadFrame>> {
+    pub fn read_frames(
+        &self,
+        seg: u64,
+        offset: u64,
+        first_index: u64,
+        entries: u64,
+    ) -> Result<Vec<ReadFrame>> {
         let file = self.file(seg)?;
         let path = || -> PathBuf { self.layout.segment(seg) };
         let mut out = Vec::new();
@@ -136,19 +172,34 @@ impl SegmentReader {
                 continue_if_short(&buf, HEADER_LEN, &path, next)?;
             }
             let rel = (at - buf_at) as usize;
-            let header = frame::parse_header(&buf[rel..]).map_err(|e| StoreError::corrupt(path(), Some(next), format!("frame at byte {at}: {e}")))?;
+            let header = frame::parse_header(&buf[rel..]).map_err(|e| {
+                StoreError::corrupt(path(), Some(next), format!("frame at byte {at}: {e}"))
+            })?;
             let flen = header.frame_len() as usize;
             if buf.len() < rel + flen {
                 buf_at = at;
-                buf = read_up_to(&file, at, flen.max(128 * 1024)).map_err(StoreError::io("read", path()))?;
+                buf = read_up_to(&file, at, flen.max(128 * 1024))
+                    .map_err(StoreError::io("read", path()))?;
                 continue_if_short(&buf, flen, &path, next)?;
             }
             let rel = (at - buf_at) as usize;
-            let (header, payload) = frame::check_frame(&buf[rel..]).map_err(|e| StoreError::corrupt(path(), Some(next), format!("frame at byte {at}: {e}")))?;
+            let (header, payload) = frame::check_frame(&buf[rel..]).map_err(|e| {
+                StoreError::corrupt(path(), Some(next), format!("frame at byte {at}: {e}"))
+            })?;
             if header.first_index != next {
-                return Err(StoreError::corrupt(path(), Some(next), format!("frame at byte {at} starts at entry {}, expected {next}", header.first_index)));
+                return Err(StoreError::corrupt(
+                    path(),
+                    Some(next),
+                    format!(
+                        "frame at byte {at} starts at entry {}, expected {next}",
+                        header.first_index
+                    ),
+                ));
             }
-            out.push(ReadFrame { header, payload: payload.to_vec() });
+            out.push(ReadFrame {
+                header,
+                payload: payload.to_vec(),
+            });
             next += u64::from(header.count);
             got += u64::from(header.count);
             at += flen as u64;
@@ -159,7 +210,11 @@ impl SegmentReader {
 
 fn continue_if_short(buf: &[u8], need: usize, path: &dyn Fn() -> PathBuf, next: u64) -> Result<()> {
     if buf.len() < need {
-        return Err(StoreError::corrupt(path(), Some(next), "segment ends inside the log"));
+        return Err(StoreError::corrupt(
+            path(),
+            Some(next),
+            "segment ends inside the log",
+        ));
     }
     Ok(())
 }

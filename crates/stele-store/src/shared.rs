@@ -60,7 +60,9 @@ impl Shared {
     fn check_index(&self, index: u64) -> Result<u64> {
         let size = self.size();
         if index >= size {
-            return Err(StoreError::NotFound(format!("entry {index} (the log holds {size})")));
+            return Err(StoreError::NotFound(format!(
+                "entry {index} (the log holds {size})"
+            )));
         }
         Ok(size)
     }
@@ -81,7 +83,12 @@ impl Shared {
     /// entry bundle (full when `width` is 256).
     fn bundle_payload(&self, bundle: u64, width: u64) -> Result<Vec<u8>> {
         let offset = self.bundle_offset(bundle)?;
-        let frames = self.segments.read_frames(bundle / BUNDLES_PER_SEGMENT, offset, bundle * BUNDLE_WIDTH, width)?;
+        let frames = self.segments.read_frames(
+            bundle / BUNDLES_PER_SEGMENT,
+            offset,
+            bundle * BUNDLE_WIDTH,
+            width,
+        )?;
         let mut out = Vec::new();
         let mut left = width;
         for f in frames {
@@ -104,7 +111,12 @@ impl Shared {
         let bundle = index / BUNDLE_WIDTH;
         let offset = self.bundle_offset(bundle)?;
         let within = index % BUNDLE_WIDTH;
-        let frames = self.segments.read_frames(bundle / BUNDLES_PER_SEGMENT, offset, bundle * BUNDLE_WIDTH, within + 1)?;
+        let frames = self.segments.read_frames(
+            bundle / BUNDLES_PER_SEGMENT,
+            offset,
+            bundle * BUNDLE_WIDTH,
+            within + 1,
+        )?;
         for f in frames {
             let first = f.header.first_index;
             if index < first + u64::from(f.header.count) {
@@ -113,7 +125,11 @@ impl Shared {
                 }
             }
         }
-        Err(StoreError::corrupt(self.layout.segment(bundle / BUNDLES_PER_SEGMENT), Some(index), "entry missing from its bundle"))
+        Err(StoreError::corrupt(
+            self.layout.segment(bundle / BUNDLES_PER_SEGMENT),
+            Some(index),
+            "entry missing from its bundle",
+        ))
     }
 
     pub fn entry_bundle(&self, index: u64, width: Option<u16>) -> Result<Vec<u8>> {
@@ -121,7 +137,9 @@ impl Shared {
         let available = size.saturating_sub(index * BUNDLE_WIDTH).min(BUNDLE_WIDTH);
         let want = width.map(u64::from).unwrap_or(BUNDLE_WIDTH);
         if available < want || want == 0 {
-            return Err(StoreError::NotFound(format!("entry bundle {index} of width {want} (the log holds {size})")));
+            return Err(StoreError::NotFound(format!(
+                "entry bundle {index} of width {want} (the log holds {size})"
+            )));
         }
         self.bundle_payload(index, want)
     }
@@ -133,12 +151,17 @@ impl Shared {
             return Err(StoreError::NotFound(format!("tile level {level}")));
         }
         let nodes = size >> tree_level;
-        let available = nodes.saturating_sub(index.saturating_mul(BUNDLE_WIDTH)).min(BUNDLE_WIDTH);
+        let available = nodes
+            .saturating_sub(index.saturating_mul(BUNDLE_WIDTH))
+            .min(BUNDLE_WIDTH);
         let want = width.map(u64::from).unwrap_or(BUNDLE_WIDTH);
         if available < want || want == 0 {
-            return Err(StoreError::NotFound(format!("tile {level}/{index} of width {want} (the log holds {size})")));
+            return Err(StoreError::NotFound(format!(
+                "tile {level}/{index} of width {want} (the log holds {size})"
+            )));
         }
-        self.levels.read_raw(tree_level as u8, index * BUNDLE_WIDTH, want)
+        self.levels
+            .read_raw(tree_level as u8, index * BUNDLE_WIDTH, want)
     }
 
     pub fn leaf_hash(&self, index: u64) -> Result<Hash> {
@@ -149,7 +172,9 @@ impl Shared {
     pub fn root(&self, size: u64) -> Result<Hash> {
         let have = self.size();
         if size > have {
-            return Err(StoreError::InvalidArgument(format!("tree size {size} exceeds the log's size {have}")));
+            return Err(StoreError::InvalidArgument(format!(
+                "tree size {size} exceeds the log's size {have}"
+            )));
         }
         merkle::root(&self.levels, size)
     }
@@ -157,7 +182,9 @@ impl Shared {
     pub fn inclusion_proof(&self, index: u64, size: u64) -> Result<Vec<Hash>> {
         let have = self.size();
         if size > have || index >= size {
-            return Err(StoreError::InvalidArgument(format!("need index < tree_size ≤ {have}; got index {index}, tree_size {size}")));
+            return Err(StoreError::InvalidArgument(format!(
+                "need index < tree_size ≤ {have}; got index {index}, tree_size {size}"
+            )));
         }
         merkle::inclusion_proof(&self.levels, index, size).map_err(merkle_err)
     }
@@ -165,7 +192,9 @@ impl Shared {
     pub fn consistency_proof(&self, from: u64, to: u64) -> Result<Vec<Hash>> {
         let have = self.size();
         if from == 0 || from > to || to > have {
-            return Err(StoreError::InvalidArgument(format!("need 0 < from ≤ to ≤ {have}; got from {from}, to {to}")));
+            return Err(StoreError::InvalidArgument(format!(
+                "need 0 < from ≤ to ≤ {have}; got from {from}, to {to}"
+            )));
         }
         merkle::consistency_proof(&self.levels, from, to).map_err(merkle_err)
     }

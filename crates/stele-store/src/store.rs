@@ -39,7 +39,13 @@ pub struct StoreOptions {
 impl StoreOptions {
     /// Options with defaults: checkpoint every second, 256 MiB queue, no idempotency keys.
     pub fn new(dir: impl Into<PathBuf>, signer: NoteSigner) -> Self {
-        StoreOptions { dir: dir.into(), signer, checkpoint_interval: Duration::from_secs(1), key_of: |_| None, max_queued_bytes: 256 << 20 }
+        StoreOptions {
+            dir: dir.into(),
+            signer,
+            checkpoint_interval: Duration::from_secs(1),
+            key_of: |_| None,
+            max_queued_bytes: 256 << 20,
+        }
     }
 }
 
@@ -75,30 +81,64 @@ impl Store {
         let shared = Arc::new(Shared::new(&layout));
         let origin = opts.signer.name().to_string();
         let verifier_key = opts.signer.verifier().to_verifier_key();
-        let (mut writer, recovery) = recover(&layout, &shared, opts.signer, opts.key_of, opts.checkpoint_interval)?;
-        if shared.checkpoint.read().unwrap_or_else(|p| p.into_inner()).as_ref().map(|c| c.size) != Some(writer.frontier.size()) {
+        let (mut writer, recovery) = recover(
+            &layout,
+            &shared,
+            opts.signer,
+            opts.key_of,
+            opts.checkpoint_interval,
+        )?;
+        if shared
+            .checkpoint
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+            .map(|c| c.size)
+            != Some(writer.frontier.size())
+        {
             writer.publish_checkpoint()?;
         }
         *shared.ids.write().unwrap_or_else(|p| p.into_inner()) = Some(writer.ids.clone());
         let (tx, rx) = sync_channel(4096);
-        let handle = std::thread::Builder::new().name("stele-writer".into()).spawn(move || writer.run(rx)).map_err(StoreError::io("spawn writer", &log_dir))?;
+        let handle = std::thread::Builder::new()
+            .name("stele-writer".into())
+            .spawn(move || writer.run(rx))
+            .map_err(StoreError::io("spawn writer", &log_dir))?;
         Ok(Store {
-            inner: Arc::new(Inner { shared, tx: Mutex::new(Some(tx)), writer: Mutex::new(Some(handle)), max_queued_bytes: opts.max_queued_bytes, origin, verifier_key, recovery, lock: Mutex::new(Some(lock)) }),
+            inner: Arc::new(Inner {
+                shared,
+                tx: Mutex::new(Some(tx)),
+                writer: Mutex::new(Some(handle)),
+                max_queued_bytes: opts.max_queued_bytes,
+                origin,
+                verifier_key,
+                recovery,
+                lock: Mutex::new(Some(lock)),
+            }),
         })
     }
 
-    fn submit(&self, entries: Vec<NewEntry>, block: bool) -> Result<oneshot::Receiver<Result<Vec<Appended>>>> {
+    fn submit(
+        &self,
+        entries: Vec<NewEntry>,
+        block: bool,
+    ) -> Result<oneshot::Receiver<Result<Vec<Appended>>>> {
         let sh = &self.inner.shared;
         if sh.poisoned.load(Ordering::Acquire) {
             return Err(StoreError::Poisoned);
         }
         for (i, e) in entries.iter().enumerate() {
             if e.data.len() > MAX_ENTRY_LEN {
-                return Err(StoreError::InvalidArgument(format!("entry {i} is {} bytes; the limit is {MAX_ENTRY_LEN}", e.data.len())));
+                return Err(StoreError::InvalidArgument(format!(
+                    "entry {i} is {} bytes; the limit is {MAX_ENTRY_LEN}",
+                    e.data.len()
+                )));
             }
             if let Some(off) = e.time_offset {
                 if off + stele_core::timestamp::TIMESTAMP_LEN > e.data.len() {
-                    return Err(StoreError::InvalidArgument(format!("entry {i}: time slot at {off} lies outside the entry")));
+                    return Err(StoreError::InvalidArgument(format!(
+                        "entry {i}: time slot at {off} lies outside the entry"
+                    )));
                 }
             }
         }
@@ -109,8 +149,17 @@ impl Store {
             return Err(StoreError::Overloaded);
         }
         let (reply, rx) = oneshot::channel();
-        let msg = Msg::Append(AppendRequest { entries, bytes, reply });
-        let tx = self.inner.tx.lock().unwrap_or_else(|p| p.into_inner()).clone();
+        let msg = Msg::Append(AppendRequest {
+            entries,
+            bytes,
+            reply,
+        });
+        let tx = self
+            .inner
+            .tx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone();
         let Some(tx) = tx else {
             sh.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
             return Err(StoreError::Closed);
@@ -163,7 +212,10 @@ impl Store {
     ///
     /// # Errors
     /// As [`Store::append`], for what can be known before queueing.
-    pub fn append_pipelined(&self, entries: Vec<NewEntry>) -> Result<oneshot::Receiver<Result<Vec<Appended>>>> {
+    pub fn append_pipelined(
+        &self,
+        entries: Vec<NewEntry>,
+    ) -> Result<oneshot::Receiver<Result<Vec<Appended>>>> {
         self.submit(entries, true)
     }
 
@@ -194,7 +246,12 @@ impl Store {
 
     /// The latest published checkpoint.
     pub fn latest_checkpoint(&self) -> Option<SignedCheckpoint> {
-        self.inner.shared.checkpoint.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.inner
+            .shared
+            .checkpoint
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Publishes a checkpoint of everything durable now and returns it.
@@ -203,8 +260,15 @@ impl Store {
     /// `Closed`, `Poisoned`, I/O errors.
     pub fn publish_checkpoint(&self) -> Result<SignedCheckpoint> {
         let (reply, rx) = oneshot::channel();
-        let tx = self.inner.tx.lock().unwrap_or_else(|p| p.into_inner()).clone().ok_or(StoreError::Closed)?;
-        tx.send(Msg::Checkpoint(reply)).map_err(|_| StoreError::Closed)?;
+        let tx = self
+            .inner
+            .tx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or(StoreError::Closed)?;
+        tx.send(Msg::Checkpoint(reply))
+            .map_err(|_| StoreError::Closed)?;
         rx.blocking_recv().map_err(|_| StoreError::Closed)?
     }
 
@@ -221,8 +285,36 @@ impl Store {
     /// # Errors
     /// Index database errors.
     pub fn index_of(&self, id: &[u8; 16]) -> Result<Option<u64>> {
-        let ids = self.inner.shared.ids.read().unwrap_or_else(|p| p.into_inner()).clone().ok_or(StoreError::Closed)?;
+        let ids = self
+            .inner
+            .shared
+            .ids
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or(StoreError::Closed)?;
         Ok(ids.get(id)?.map(|r| r.index).filter(|&i| i < self.size()))
+    }
+
+    /// The index of the event entry whose leaf hash is `leaf` (entries appended with a key).
+    ///
+    /// # Errors
+    /// Index database errors.
+    pub fn index_of_leaf(&self, leaf: &Hash) -> Result<Option<u64>> {
+        let ids = self
+            .inner
+            .shared
+            .ids
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or(StoreError::Closed)?;
+        let mut prefix = [0u8; 16];
+        prefix.copy_from_slice(&leaf.0[..16]);
+        match ids.get_leaf(&prefix)? {
+            Some(i) if i < self.size() && self.leaf_hash(i)? == *leaf => Ok(Some(i)),
+            _ => Ok(None),
+        }
     }
 
     /// The leaf hash of entry `index`.
@@ -291,14 +383,39 @@ impl Store {
     /// None today; reserved for a failing final checkpoint.
     pub fn close(&self) -> Result<()> {
         self.inner.shared.closed.store(true, Ordering::Release);
-        drop(self.inner.tx.lock().unwrap_or_else(|p| p.into_inner()).take());
-        if let Some(h) = self.inner.writer.lock().unwrap_or_else(|p| p.into_inner()).take() {
+        drop(
+            self.inner
+                .tx
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
+        if let Some(h) = self
+            .inner
+            .writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
             let _ = h.join();
         }
         // Release the directory: reads through remaining handles still work, and another
         // process (or this one) may open the log again.
-        drop(self.inner.shared.ids.write().unwrap_or_else(|p| p.into_inner()).take());
-        drop(self.inner.lock.lock().unwrap_or_else(|p| p.into_inner()).take());
+        drop(
+            self.inner
+                .shared
+                .ids
+                .write()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
+        drop(
+            self.inner
+                .lock
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .take(),
+        );
         Ok(())
     }
 }

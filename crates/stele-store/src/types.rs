@@ -28,7 +28,11 @@ pub struct NewEntry {
 impl NewEntry {
     /// An opaque entry with no timestamp slot and no key.
     pub fn raw(data: Vec<u8>) -> Self {
-        NewEntry { data, time_offset: None, key: None }
+        NewEntry {
+            data,
+            time_offset: None,
+            key: None,
+        }
     }
 }
 

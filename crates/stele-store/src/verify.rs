@@ -43,7 +43,11 @@ pub struct VerifyReport {
 }
 
 fn err(file: impl Into<PathBuf>, index: Option<u64>, detail: impl Into<String>) -> VerifyError {
-    VerifyError { file: file.into(), index, detail: detail.into() }
+    VerifyError {
+        file: file.into(),
+        index,
+        detail: detail.into(),
+    }
 }
 
 /// Sequential reader of one derived file, compared against recomputed values.
@@ -56,13 +60,26 @@ struct Expect {
 
 impl Expect {
     fn new(path: PathBuf) -> Self {
-        let reader = File::open(&path).ok().map(|f| BufReader::with_capacity(1 << 16, f));
-        Expect { path, reader, ended: false }
+        let reader = File::open(&path)
+            .ok()
+            .map(|f| BufReader::with_capacity(1 << 16, f));
+        Expect {
+            path,
+            reader,
+            ended: false,
+        }
     }
 
     /// Compares the next `want.len()` bytes. `within` says whether they are vouched for by the
     /// checkpoint (then absence is damage) or lie past it (then absence is only a warning).
-    fn next(&mut self, want: &[u8], index: u64, within: bool, what: &str, warnings: &mut Vec<String>) -> Result<(), VerifyError> {
+    fn next(
+        &mut self,
+        want: &[u8],
+        index: u64,
+        within: bool,
+        what: &str,
+        warnings: &mut Vec<String>,
+    ) -> Result<(), VerifyError> {
         if self.ended {
             return Ok(());
         }
@@ -73,15 +90,27 @@ impl Expect {
         };
         if !read {
             if within {
-                let why = if self.reader.is_none() { "file is missing" } else { "file is truncated" };
-                return Err(err(&self.path, Some(index), format!("{why}: no {what} for an entry the checkpoint vouches for")));
+                let why = if self.reader.is_none() {
+                    "file is missing"
+                } else {
+                    "file is truncated"
+                };
+                return Err(err(
+                    &self.path,
+                    Some(index),
+                    format!("{why}: no {what} for an entry the checkpoint vouches for"),
+                ));
             }
             self.ended = true;
             warnings.push(format!("{} ends before entry {index}, past the checkpoint (rebuilt when the server next opens the log)", self.path.display()));
             return Ok(());
         }
         if got != want {
-            return Err(err(&self.path, Some(index), format!("stored {what} differs from the one recomputed from the entries")));
+            return Err(err(
+                &self.path,
+                Some(index),
+                format!("stored {what} differs from the one recomputed from the entries"),
+            ));
         }
         Ok(())
     }
@@ -94,26 +123,44 @@ impl Expect {
 pub fn verify_dir(dir: &Path, verifier: &NoteVerifier) -> Result<VerifyReport, VerifyError> {
     let layout = Layout::new(dir);
     let cp_path = layout.checkpoint();
-    let note = std::fs::read(&cp_path).map_err(|e| err(&cp_path, None, format!("cannot read the checkpoint: {e}")))?;
-    let (cp, _) = open_checkpoint(&note, verifier).map_err(|e| err(&cp_path, None, format!("checkpoint does not verify: {e}")))?;
+    let note = std::fs::read(&cp_path)
+        .map_err(|e| err(&cp_path, None, format!("cannot read the checkpoint: {e}")))?;
+    let (cp, _) = open_checkpoint(&note, verifier)
+        .map_err(|e| err(&cp_path, None, format!("checkpoint does not verify: {e}")))?;
     let c = cp.size;
-    let mut report = VerifyReport { checkpoint_size: c, checkpoint_root: cp.root, ..Default::default() };
+    let mut report = VerifyReport {
+        checkpoint_size: c,
+        checkpoint_root: cp.root,
+        ..Default::default()
+    };
 
-    let mut levels: Vec<Expect> = (0..=MAX_LEVEL).map(|l| Expect::new(layout.level(l))).collect();
+    let mut levels: Vec<Expect> = (0..=MAX_LEVEL)
+        .map(|l| Expect::new(layout.level(l)))
+        .collect();
     let mut bundle_idx = Expect::new(layout.bundle_index());
     let mut frontier = Frontier::new();
     let mut seg = 0u64;
     let mut warnings = Vec::new();
     let mut root_checked = c == 0;
     if c == 0 && cp.root != Frontier::new().root() {
-        return Err(err(&cp_path, None, "empty checkpoint with a non-empty root"));
+        return Err(err(
+            &cp_path,
+            None,
+            "empty checkpoint with a non-empty root",
+        ));
     }
     'segments: loop {
         let path = layout.segment(seg);
         let file = match File::open(&path) {
             Ok(f) => f,
             Err(_) if frontier.size() >= c => break,
-            Err(e) => return Err(err(&path, Some(frontier.size()), format!("segment missing or unreadable ({e}); the checkpoint vouches for {c} entries"))),
+            Err(e) => return Err(err(
+                &path,
+                Some(frontier.size()),
+                format!(
+                    "segment missing or unreadable ({e}); the checkpoint vouches for {c} entries"
+                ),
+            )),
         };
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
         let mut r = BufReader::with_capacity(1 << 20, file);
@@ -127,7 +174,11 @@ pub fn verify_dir(dir: &Path, verifier: &NoteVerifier) -> Result<VerifyReport, V
                     warnings.push(format!("{}: {} bytes of torn, unacknowledged tail at byte {at} ({detail}); the server drops them when it next opens the log", path.display(), len - at));
                     Ok(())
                 } else {
-                    Err(err(&path, Some(next), format!("bad frame at byte {at}: {detail}")))
+                    Err(err(
+                        &path,
+                        Some(next),
+                        format!("bad frame at byte {at}: {detail}"),
+                    ))
                 }
             };
             if r.read_exact(&mut header).is_err() {
@@ -156,13 +207,32 @@ pub fn verify_dir(dir: &Path, verifier: &NoteVerifier) -> Result<VerifyReport, V
                 }
             };
             if h.first_index != next {
-                return Err(err(&path, Some(next), format!("frame at byte {at} starts at entry {}, expected {next}", h.first_index)));
+                return Err(err(
+                    &path,
+                    Some(next),
+                    format!(
+                        "frame at byte {at} starts at entry {}, expected {next}",
+                        h.first_index
+                    ),
+                ));
             }
-            if next / ENTRIES_PER_SEGMENT != seg || (next % BUNDLE_WIDTH) + u64::from(h.count) > BUNDLE_WIDTH {
-                return Err(err(&path, Some(next), format!("frame at byte {at} crosses a bundle or segment boundary")));
+            if next / ENTRIES_PER_SEGMENT != seg
+                || (next % BUNDLE_WIDTH) + u64::from(h.count) > BUNDLE_WIDTH
+            {
+                return Err(err(
+                    &path,
+                    Some(next),
+                    format!("frame at byte {at} crosses a bundle or segment boundary"),
+                ));
             }
             if next.is_multiple_of(BUNDLE_WIDTH) {
-                bundle_idx.next(&at.to_be_bytes(), next, next < c, "bundle offset", &mut warnings)?;
+                bundle_idx.next(
+                    &at.to_be_bytes(),
+                    next,
+                    next < c,
+                    "bundle offset",
+                    &mut warnings,
+                )?;
             }
             for e in frame::entries(payload) {
                 let index = frontier.size();
@@ -171,10 +241,20 @@ pub fn verify_dir(dir: &Path, verifier: &NoteVerifier) -> Result<VerifyReport, V
                 frontier.push(leaf_hash(e), |level, node_index, hash| {
                     if bad.is_none() {
                         if let Some(x) = levels.get_mut(usize::from(level)) {
-                            let what = if level == 0 { "leaf hash".to_string() } else { format!("level-{level} node hash") };
-                            if let Err(mut v) = x.next(&hash.0, node_index << level, within, &what, &mut warnings) {
+                            let what = if level == 0 {
+                                "leaf hash".to_string()
+                            } else {
+                                format!("level-{level} node hash")
+                            };
+                            if let Err(mut v) =
+                                x.next(&hash.0, node_index << level, within, &what, &mut warnings)
+                            {
                                 if level == 0 {
-                                    v.detail = format!("{} (entry bytes in {} or the hash file was altered)", v.detail, path.display());
+                                    v.detail = format!(
+                                        "{} (entry bytes in {} or the hash file was altered)",
+                                        v.detail,
+                                        path.display()
+                                    );
                                 }
                                 bad = Some(v);
                             }
@@ -186,7 +266,11 @@ pub fn verify_dir(dir: &Path, verifier: &NoteVerifier) -> Result<VerifyReport, V
                 }
                 if frontier.size() == c && !root_checked {
                     if frontier.root() != cp.root {
-                        return Err(err(&cp_path, Some(c - 1), format!("the entries do not produce the signed root at size {c}")));
+                        return Err(err(
+                            &cp_path,
+                            Some(c - 1),
+                            format!("the entries do not produce the signed root at size {c}"),
+                        ));
                     }
                     root_checked = true;
                 }
@@ -194,12 +278,26 @@ pub fn verify_dir(dir: &Path, verifier: &NoteVerifier) -> Result<VerifyReport, V
             at += h.frame_len();
         }
         if frontier.size() < c && frontier.size() != (seg + 1) * ENTRIES_PER_SEGMENT {
-            return Err(err(&path, Some(frontier.size()), format!("segment ends after entry {}, but the checkpoint vouches for {c} entries", frontier.size())));
+            return Err(err(
+                &path,
+                Some(frontier.size()),
+                format!(
+                    "segment ends after entry {}, but the checkpoint vouches for {c} entries",
+                    frontier.size()
+                ),
+            ));
         }
         seg += 1;
     }
     if frontier.size() < c || !root_checked {
-        return Err(err(layout.segment(seg.saturating_sub(1)), Some(frontier.size()), format!("the log holds {} entries, but the checkpoint vouches for {c}", frontier.size())));
+        return Err(err(
+            layout.segment(seg.saturating_sub(1)),
+            Some(frontier.size()),
+            format!(
+                "the log holds {} entries, but the checkpoint vouches for {c}",
+                frontier.size()
+            ),
+        ));
     }
     report.entries = frontier.size();
     report.warnings = warnings;

@@ -23,7 +23,7 @@ use tokio::sync::oneshot;
 use crate::bundles::BundleIndexWriter;
 use crate::error::{Result, StoreError};
 use crate::frame;
-use crate::idindex::{IdIndex, IdRecord};
+use crate::idindex::{IdIndex, IdRecord, Indexed};
 use crate::layout::{Layout, BUNDLE_WIDTH, ENTRIES_PER_SEGMENT};
 use crate::levels::LevelWriter;
 use crate::segments::SegmentWriter;
@@ -83,7 +83,8 @@ impl Writer {
         loop {
             let due = self.frontier.size() > self.checkpointed_size;
             let wait = if due {
-                self.checkpoint_interval.saturating_sub(self.last_checkpoint_at.elapsed())
+                self.checkpoint_interval
+                    .saturating_sub(self.last_checkpoint_at.elapsed())
             } else {
                 Duration::from_secs(3600)
             };
@@ -114,7 +115,8 @@ impl Writer {
                 self.shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
                 self.commit_group(group);
             }
-            let due = self.frontier.size() > self.checkpointed_size && self.last_checkpoint_at.elapsed() >= self.checkpoint_interval;
+            let due = self.frontier.size() > self.checkpointed_size
+                && self.last_checkpoint_at.elapsed() >= self.checkpoint_interval;
             if due || !cp_waiters.is_empty() {
                 let res = self.publish_checkpoint();
                 if let Err(e) = &res {
@@ -128,7 +130,9 @@ impl Writer {
                 }
             }
         }
-        if self.frontier.size() > self.checkpointed_size && !self.shared.poisoned.load(Ordering::Acquire) {
+        if self.frontier.size() > self.checkpointed_size
+            && !self.shared.poisoned.load(Ordering::Acquire)
+        {
             if let Err(e) = self.publish_checkpoint() {
                 tracing::error!(error = %e, "final checkpoint failed");
             }
@@ -153,10 +157,18 @@ impl Writer {
             let mut mine: Vec<NewEntry> = Vec::new();
             for e in req.entries {
                 if let Some(k) = e.key {
-                    let prior = pending_ids.get(&k.id).copied().or_else(|| local.iter().find(|(id, _, _)| *id == k.id).map(|(_, d, p)| (*d, *p)));
+                    let prior = pending_ids.get(&k.id).copied().or_else(|| {
+                        local
+                            .iter()
+                            .find(|(id, _, _)| *id == k.id)
+                            .map(|(_, d, p)| (*d, *p))
+                    });
                     if let Some((digest, pos)) = prior {
                         if digest != k.digest {
-                            let _ = req.reply.send(Err(StoreError::Conflict { id: uuid::Uuid::from_bytes(k.id).to_string(), index: self.frontier.size() + pos as u64 }));
+                            let _ = req.reply.send(Err(StoreError::Conflict {
+                                id: uuid::Uuid::from_bytes(k.id).to_string(),
+                                index: self.frontier.size() + pos as u64,
+                            }));
                             continue 'requests;
                         }
                         slots.push(Slot::New(pos));
@@ -168,7 +180,10 @@ impl Writer {
                             continue;
                         }
                         Ok(Some(rec)) => {
-                            let _ = req.reply.send(Err(StoreError::Conflict { id: uuid::Uuid::from_bytes(k.id).to_string(), index: rec.index }));
+                            let _ = req.reply.send(Err(StoreError::Conflict {
+                                id: uuid::Uuid::from_bytes(k.id).to_string(),
+                                index: rec.index,
+                            }));
                             continue 'requests;
                         }
                         Ok(None) => {}
@@ -190,12 +205,19 @@ impl Writer {
         }
 
         // 2. One commit time for the group, never before the previous one.
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_nanos() as i64).unwrap_or(0);
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map(|d| d.as_nanos() as i64)
+            .unwrap_or(0);
         let time_ns = now.max(self.last_time_ns);
         let time = Timestamp::from_unix_nanos(time_ns);
         for e in &mut new_entries {
             if let Some(off) = e.time_offset {
-                if let Some(slot) = e.data.get_mut(off..off + TIMESTAMP_LEN).and_then(|s| <&mut [u8; TIMESTAMP_LEN]>::try_from(s).ok()) {
+                if let Some(slot) = e
+                    .data
+                    .get_mut(off..off + TIMESTAMP_LEN)
+                    .and_then(|s| <&mut [u8; TIMESTAMP_LEN]>::try_from(s).ok())
+                {
                     time.write_to(slot);
                 }
             }
@@ -215,7 +237,9 @@ impl Writer {
                 return;
             }
         };
-        self.shared.metrics.observe_commit(new_entries.len(), fsync_started.elapsed());
+        self.shared
+            .metrics
+            .observe_commit(new_entries.len(), fsync_started.elapsed());
         self.last_time_ns = time_ns;
 
         // 4. Derived state: tree nodes, bundle offsets, ids.
@@ -224,15 +248,30 @@ impl Writer {
         }
         let levels = &mut self.levels;
         for leaf in &leaves {
-            self.frontier.push(*leaf, |level, _index, hash| levels.push(level, &hash));
+            self.frontier
+                .push(*leaf, |level, _index, hash| levels.push(level, &hash));
         }
         let end = self.frontier.size();
-        let records: Vec<([u8; 16], IdRecord)> = new_entries
+        let records: Vec<Indexed> = new_entries
             .iter()
+            .zip(&leaves)
             .enumerate()
-            .filter_map(|(i, e)| e.key.map(|k| (k.id, IdRecord { index: start + i as u64, time_ns, digest: k.digest })))
+            .filter_map(|(i, (e, leaf))| {
+                e.key
+                    .map(|k| Indexed::new(k.id, start + i as u64, time_ns, k.digest, leaf))
+            })
             .collect();
-        let derived = self.levels.flush().and_then(|_| self.bundles.flush()).and_then(|_| if records.is_empty() { Ok(()) } else { self.ids.insert(&records, end, false) });
+        let derived = self
+            .levels
+            .flush()
+            .and_then(|_| self.bundles.flush())
+            .and_then(|_| {
+                if records.is_empty() {
+                    Ok(())
+                } else {
+                    self.ids.insert(&records, end, false)
+                }
+            });
         if let Err(e) = derived {
             // The entries are durable; only derived files failed. Recovery rebuilds them, but
             // this process must not go on serving from them.
@@ -249,9 +288,19 @@ impl Writer {
                 .map(|s| match s {
                     Slot::New(pos) => {
                         let first = seen.insert(pos);
-                        Ok(Appended { index: start + pos as u64, leaf_hash: leaves.get(pos).copied().unwrap_or_default(), time, duplicate: !first })
+                        Ok(Appended {
+                            index: start + pos as u64,
+                            leaf_hash: leaves.get(pos).copied().unwrap_or_default(),
+                            time,
+                            duplicate: !first,
+                        })
                     }
-                    Slot::Existing(rec) => Ok(Appended { index: rec.index, leaf_hash: self.shared.leaf_hash(rec.index)?, time: Timestamp::from_unix_nanos(rec.time_ns), duplicate: true }),
+                    Slot::Existing(rec) => Ok(Appended {
+                        index: rec.index,
+                        leaf_hash: self.shared.leaf_hash(rec.index)?,
+                        time: Timestamp::from_unix_nanos(rec.time_ns),
+                        duplicate: true,
+                    }),
                 })
                 .collect();
             let _ = reply.send(result);
@@ -262,12 +311,16 @@ impl Writer {
     /// the bundles that start in them.
     fn write_frames(&mut self, start: u64, time_ns: i64, entries: &[NewEntry]) -> Result<Vec<u64>> {
         let mut bundle_starts = Vec::new();
-        let mut buf = Vec::with_capacity(entries.iter().map(|e| e.data.len() + 2).sum::<usize>() + 64);
+        let mut buf =
+            Vec::with_capacity(entries.iter().map(|e| e.data.len() + 2).sum::<usize>() + 64);
         let mut i = 0usize;
         let mut dirty = false;
         while i < entries.len() {
             let index = start + i as u64;
-            if index.is_multiple_of(ENTRIES_PER_SEGMENT) && index > 0 && crate::layout::segment_of(index) != self.segments.segment() {
+            if index.is_multiple_of(ENTRIES_PER_SEGMENT)
+                && index > 0
+                && crate::layout::segment_of(index) != self.segments.segment()
+            {
                 if !buf.is_empty() {
                     self.segments.append(&buf)?;
                     buf.clear();
@@ -280,7 +333,12 @@ impl Writer {
             }
             let room = (BUNDLE_WIDTH - index % BUNDLE_WIDTH) as usize;
             let run = room.min(entries.len() - i);
-            frame::encode(&mut buf, index, time_ns, entries[i..i + run].iter().map(|e| e.data.as_slice()));
+            frame::encode(
+                &mut buf,
+                index,
+                time_ns,
+                entries[i..i + run].iter().map(|e| e.data.as_slice()),
+            );
             i += run;
             dirty = true;
         }
@@ -307,11 +365,27 @@ impl Writer {
         self.levels.sync()?;
         self.bundles.sync()?;
         self.ids.sync(size)?;
-        let cp = Checkpoint { origin: self.signer.name().to_string(), size, root: self.frontier.root(), extensions: Vec::new() };
-        let note = sign_checkpoint(&cp, &self.signer).map_err(|e| StoreError::Key { path: self.layout.signer_key(), detail: e.to_string() })?;
+        let cp = Checkpoint {
+            origin: self.signer.name().to_string(),
+            size,
+            root: self.frontier.root(),
+            extensions: Vec::new(),
+        };
+        let note = sign_checkpoint(&cp, &self.signer).map_err(|e| StoreError::Key {
+            path: self.layout.signer_key(),
+            detail: e.to_string(),
+        })?;
         crate::fsutil::replace_file(&self.layout.checkpoint(), note.as_bytes())?;
-        let signed = SignedCheckpoint { size, root: cp.root, note };
-        *self.shared.checkpoint.write().unwrap_or_else(|p| p.into_inner()) = Some(signed.clone());
+        let signed = SignedCheckpoint {
+            size,
+            root: cp.root,
+            note,
+        };
+        *self
+            .shared
+            .checkpoint
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = Some(signed.clone());
         self.checkpointed_size = size;
         self.last_checkpoint_at = Instant::now();
         self.shared.metrics.checkpoints.inc();
@@ -325,7 +399,10 @@ fn hash_leaves(entries: &[NewEntry]) -> Vec<Hash> {
     if entries.len() < PARALLEL_FROM {
         return entries.iter().map(|e| leaf_hash(&e.data)).collect();
     }
-    let threads = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1).min(8);
+    let threads = std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+        .min(8);
     let chunk = entries.len().div_ceil(threads);
     let mut out = vec![Hash::default(); entries.len()];
     std::thread::scope(|s| {

@@ -32,8 +32,17 @@ fn key_of(e: &[u8]) -> Option<EntryKey> {
 }
 
 fn keyed(id: u8, digest: u8, payload: &str) -> NewEntry {
-    let data = format!("{}|{}|{payload}", hex::encode([id; 16]), hex::encode([digest; 16])).into_bytes();
-    NewEntry { key: key_of(&data), data, time_offset: None }
+    let data = format!(
+        "{}|{}|{payload}",
+        hex::encode([id; 16]),
+        hex::encode([digest; 16])
+    )
+    .into_bytes();
+    NewEntry {
+        key: key_of(&data),
+        data,
+        time_offset: None,
+    }
 }
 
 fn entry(i: u64) -> Vec<u8> {
@@ -47,7 +56,9 @@ fn fill(store: &Store, n: u64, batch: u64) -> Vec<Vec<u8>> {
     while i < end {
         let k = batch.min(end - i);
         let es: Vec<Vec<u8>> = (i..i + k).map(entry).collect();
-        let acks = store.append_blocking(es.iter().cloned().map(NewEntry::raw).collect()).unwrap();
+        let acks = store
+            .append_blocking(es.iter().cloned().map(NewEntry::raw).collect())
+            .unwrap();
         for (j, a) in acks.iter().enumerate() {
             assert_eq!(a.index, i + j as u64);
             assert_eq!(a.leaf_hash, leaf_hash(&es[j]));
@@ -77,7 +88,10 @@ fn appended_entries_read_back_prove_and_tile() {
     assert_eq!((parsed.size, parsed.root), (1300, tree.root()));
     for size in [1u64, 2, 3, 255, 256, 257, 700, 1300] {
         let root = store.root(size).unwrap();
-        assert_eq!(root, MemoryTree::from_entries(&entries[..size as usize]).root());
+        assert_eq!(
+            root,
+            MemoryTree::from_entries(&entries[..size as usize]).root()
+        );
         for index in [0, size / 2, size - 1] {
             let p = store.inclusion_proof(index, size).unwrap();
             verify_inclusion(&leaf_hash(&entries[index as usize]), index, size, &p, &root).unwrap();
@@ -121,8 +135,14 @@ fn reopening_keeps_everything_and_appends_continue() {
     assert_eq!(store.size(), 600);
     assert_eq!(store.latest_checkpoint().unwrap().size, 600);
     entries.extend(fill(&store, 100, 7));
-    assert_eq!(store.root(700).unwrap(), MemoryTree::from_entries(&entries).root());
-    assert!(matches!(Store::open(StoreOptions::new(dir.path(), signer())), Err(StoreError::Locked(_))));
+    assert_eq!(
+        store.root(700).unwrap(),
+        MemoryTree::from_entries(&entries).root()
+    );
+    assert!(matches!(
+        Store::open(StoreOptions::new(dir.path(), signer())),
+        Err(StoreError::Locked(_))
+    ));
 }
 
 #[test]
@@ -132,7 +152,13 @@ fn times_are_stamped_and_never_decrease() {
     let mut last = Timestamp::from_unix_nanos(0);
     for i in 0..20 {
         let data = format!("{{\"time\":\"{}\",\"n\":{i}}}", "0".repeat(TIMESTAMP_LEN)).into_bytes();
-        let ack = store.append_blocking(vec![NewEntry { data, time_offset: Some(9), key: None }]).unwrap();
+        let ack = store
+            .append_blocking(vec![NewEntry {
+                data,
+                time_offset: Some(9),
+                key: None,
+            }])
+            .unwrap();
         let stored = String::from_utf8(store.entry(ack[0].index).unwrap()).unwrap();
         assert_eq!(&stored[9..9 + TIMESTAMP_LEN], ack[0].time.format());
         assert!(ack[0].time >= last);
@@ -145,8 +171,12 @@ fn times_are_stamped_and_never_decrease() {
 fn retries_are_idempotent_and_conflicts_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let store = open(dir.path());
-    let first = store.append_blocking(vec![keyed(1, 1, "a"), keyed(2, 2, "b")]).unwrap();
-    let again = store.append_blocking(vec![keyed(2, 2, "b"), keyed(3, 3, "c")]).unwrap();
+    let first = store
+        .append_blocking(vec![keyed(1, 1, "a"), keyed(2, 2, "b")])
+        .unwrap();
+    let again = store
+        .append_blocking(vec![keyed(2, 2, "b"), keyed(3, 3, "c")])
+        .unwrap();
     assert_eq!(again[0].index, first[1].index);
     assert!(again[0].duplicate);
     assert_eq!(again[0].leaf_hash, first[1].leaf_hash);
@@ -154,21 +184,36 @@ fn retries_are_idempotent_and_conflicts_change_nothing() {
     assert_eq!(again[1].index, 2);
     assert_eq!(store.size(), 3);
     // Same id, other content: the whole request is refused.
-    let err = store.append_blocking(vec![keyed(4, 4, "d"), keyed(1, 9, "changed")]).unwrap_err();
-    assert!(matches!(err, StoreError::Conflict { index: 0, .. }), "{err}");
+    let err = store
+        .append_blocking(vec![keyed(4, 4, "d"), keyed(1, 9, "changed")])
+        .unwrap_err();
+    assert!(
+        matches!(err, StoreError::Conflict { index: 0, .. }),
+        "{err}"
+    );
     assert_eq!(store.size(), 3);
     // The same id twice in one request: one entry, reported twice.
-    let twice = store.append_blocking(vec![keyed(5, 5, "e"), keyed(5, 5, "e")]).unwrap();
+    let twice = store
+        .append_blocking(vec![keyed(5, 5, "e"), keyed(5, 5, "e")])
+        .unwrap();
     assert_eq!(twice[0].index, twice[1].index);
     assert!(!twice[0].duplicate && twice[1].duplicate);
     assert_eq!(store.size(), 4);
     assert_eq!(store.index_of(&[3; 16]).unwrap(), Some(2));
     assert_eq!(store.index_of(&[9; 16]).unwrap(), None);
+    assert_eq!(store.index_of_leaf(&first[1].leaf_hash).unwrap(), Some(1));
+    assert_eq!(
+        store.index_of_leaf(&leaf_hash(b"not in the log")).unwrap(),
+        None
+    );
     store.close().unwrap();
     // The index survives reopening; ids are still known.
     let store = open(dir.path());
     assert!(store.append_blocking(vec![keyed(1, 1, "a")]).unwrap()[0].duplicate);
-    assert!(matches!(store.append_blocking(vec![keyed(1, 2, "a2")]), Err(StoreError::Conflict { .. })));
+    assert!(matches!(
+        store.append_blocking(vec![keyed(1, 2, "a2")]),
+        Err(StoreError::Conflict { .. })
+    ));
 }
 
 /// Copies a live data directory: what a crash at this instant would leave (all written data).
@@ -218,7 +263,12 @@ fn recovery_rebuilds_past_the_checkpoint_and_drops_a_torn_tail() {
     // A torn frame at the end of the segment: half of a real frame.
     let seg = crashed.path().join("log/entries/00000000.seg");
     let mut frame = Vec::new();
-    stele_store::frame::encode(&mut frame, 638, 0, [b"never acknowledged".as_slice()].into_iter());
+    stele_store::frame::encode(
+        &mut frame,
+        638,
+        0,
+        [b"never acknowledged".as_slice()].into_iter(),
+    );
     let mut data = std::fs::read(&seg).unwrap();
     data.extend_from_slice(&frame[..frame.len() / 2]);
     std::fs::write(&seg, &data).unwrap();
@@ -229,8 +279,19 @@ fn recovery_rebuilds_past_the_checkpoint_and_drops_a_torn_tail() {
     assert_eq!(re.size(), 638);
     assert_eq!(re.recovery_report().checkpoint_size, 300);
     assert_eq!(re.recovery_report().torn_bytes as usize, frame.len() / 2);
-    assert_eq!(re.root(638).unwrap(), MemoryTree::from_entries(&entries).root());
-    assert!(re.append_blocking(vec![keyed(102, 2, "k")]).unwrap()[0].duplicate, "id index rebuilt past the checkpoint");
+    assert_eq!(
+        re.root(638).unwrap(),
+        MemoryTree::from_entries(&entries).root()
+    );
+    assert!(
+        re.append_blocking(vec![keyed(102, 2, "k")]).unwrap()[0].duplicate,
+        "id index rebuilt past the checkpoint"
+    );
+    assert_eq!(
+        re.index_of_leaf(&leaf_hash(&entries[635])).unwrap(),
+        Some(635),
+        "leaf index rebuilt past the checkpoint"
+    );
     re.close().unwrap();
     let report = verify_dir(crashed.path(), &signer().verifier()).unwrap();
     assert_eq!(report.entries, 638);
@@ -264,18 +325,63 @@ fn verify_locates_tampering() {
         }
     };
     let seg = "log/entries/00000000.seg";
-    case("entry byte", &|d| flip(&d.join(seg), 40), "00000000.seg", Some(Some(0)));
-    case("leaf hash", &|d| flip(&d.join("log/hashes/00"), 32 * 300 + 5), "hashes/00", Some(Some(300)));
-    case("level 8 hash", &|d| flip(&d.join("log/hashes/08"), 33), "hashes/08", Some(Some(256)));
-    case("checkpoint", &|d| flip(&d.join("log/checkpoint"), 20), "checkpoint", None);
-    case("truncated segment", &|d| {
-        let p = d.join(seg);
-        let len = std::fs::metadata(&p).unwrap().len();
-        std::fs::OpenOptions::new().write(true).open(&p).unwrap().set_len(len / 2).unwrap();
-    }, "00000000.seg", None);
-    case("removed segment", &|d| std::fs::remove_file(d.join(seg)).unwrap(), "00000000.seg", Some(Some(0)));
-    case("removed level file", &|d| std::fs::remove_file(d.join("log/hashes/00")).unwrap(), "hashes/00", Some(Some(0)));
-    case("bundle index", &|d| flip(&d.join("log/bundles.idx"), 15), "bundles.idx", Some(Some(256)));
+    case(
+        "entry byte",
+        &|d| flip(&d.join(seg), 40),
+        "00000000.seg",
+        Some(Some(0)),
+    );
+    case(
+        "leaf hash",
+        &|d| flip(&d.join("log/hashes/00"), 32 * 300 + 5),
+        "hashes/00",
+        Some(Some(300)),
+    );
+    case(
+        "level 8 hash",
+        &|d| flip(&d.join("log/hashes/08"), 33),
+        "hashes/08",
+        Some(Some(256)),
+    );
+    case(
+        "checkpoint",
+        &|d| flip(&d.join("log/checkpoint"), 20),
+        "checkpoint",
+        None,
+    );
+    case(
+        "truncated segment",
+        &|d| {
+            let p = d.join(seg);
+            let len = std::fs::metadata(&p).unwrap().len();
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(&p)
+                .unwrap()
+                .set_len(len / 2)
+                .unwrap();
+        },
+        "00000000.seg",
+        None,
+    );
+    case(
+        "removed segment",
+        &|d| std::fs::remove_file(d.join(seg)).unwrap(),
+        "00000000.seg",
+        Some(Some(0)),
+    );
+    case(
+        "removed level file",
+        &|d| std::fs::remove_file(d.join("log/hashes/00")).unwrap(),
+        "hashes/00",
+        Some(Some(0)),
+    );
+    case(
+        "bundle index",
+        &|d| flip(&d.join("log/bundles.idx"), 15),
+        "bundles.idx",
+        Some(Some(256)),
+    );
 
     // Opening re-reads the last checkpointed bundle: damage there makes the store refuse to
     // open rather than cut or serve acknowledged entries.

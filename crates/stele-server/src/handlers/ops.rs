@@ -34,7 +34,11 @@ pub async fn log_info(State(state): State<AppState>) -> Json<Value> {
 /// it (reads still work, appends are refused until a restart recovers the log).
 pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
     let poisoned = state.store().is_poisoned();
-    let status = if poisoned { StatusCode::SERVICE_UNAVAILABLE } else { StatusCode::OK };
+    let status = if poisoned {
+        StatusCode::SERVICE_UNAVAILABLE
+    } else {
+        StatusCode::OK
+    };
     let body = json!({
         "status": if poisoned { "poisoned" } else { "ok" },
         "size": state.store().size(),

@@ -100,6 +100,32 @@ async fn inclusion_proofs_verify() {
     )
     .unwrap();
 
+    // By leaf hash, base64 or hex (recomputed from the stored entry, not taken from the server).
+    let leaf = leaf_hash(&entries[77]);
+    for form in [
+        leaf.to_base64()
+            .replace('+', "%2B")
+            .replace('/', "%2F")
+            .replace('=', "%3D"),
+        leaf.to_hex(),
+    ] {
+        let (status, answer) = log
+            .get_json(&format!("/v1/proofs/inclusion?leaf_hash={form}"))
+            .await;
+        assert_eq!(status, 200, "{answer}");
+        assert_eq!(answer["index"], 77);
+        verify_inclusion(&leaf, 77, 300, &hashes(&answer), &cp.root).unwrap();
+    }
+    let (status, _) = log
+        .get_json(&format!(
+            "/v1/proofs/inclusion?leaf_hash={}",
+            leaf_hash(b"absent").to_hex()
+        ))
+        .await;
+    assert_eq!(status, 404);
+    let (status, _) = log.get_json("/v1/proofs/inclusion?leaf_hash=abc").await;
+    assert_eq!(status, 400);
+
     // Past the checkpoint, up to the log's size, without a checkpoint in the answer.
     log.append(&Value::Array((300..305).map(event).collect()))
         .await;

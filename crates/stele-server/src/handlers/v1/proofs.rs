@@ -52,7 +52,7 @@ type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
 ///
 /// # Errors
 ///
-/// 400 unless exactly one of `index` and `id` is given, `index < tree_size` and
+/// 400 unless exactly one of `index`, `id` and `leaf_hash` is given, `index < tree_size` and
 /// `tree_size` is at most the log's size; 404 for an unknown id or when no checkpoint exists
 /// to default `tree_size` to.
 pub async fn inclusion(
@@ -86,14 +86,22 @@ pub async fn inclusion(
                 .await?
                 .ok_or_else(|| ApiError::NotFound(format!("no event with id {id}")))?
         }
-        (None, None, Some(_)) => {
-            return Err(ApiError::BadRequest(
-                "lookup by leaf_hash is not supported; give index or id".to_owned(),
-            ))
+        (None, None, Some(leaf)) => {
+            let hash = Hash::from_base64(leaf)
+                .or_else(|| Hash::from_hex(leaf))
+                .ok_or_else(|| {
+                    ApiError::BadRequest(format!(
+                        "leaf_hash {leaf:?} is not a 32-byte hash in base64 or hex"
+                    ))
+                })?;
+            state
+                .with_store(move |s| s.index_of_leaf(&hash))
+                .await?
+                .ok_or_else(|| ApiError::NotFound(format!("no event with leaf hash {hash}")))?
         }
         _ => {
             return Err(ApiError::BadRequest(
-                "give exactly one of the query parameters index and id".to_owned(),
+                "give exactly one of the query parameters index, id and leaf_hash".to_owned(),
             ))
         }
     };
