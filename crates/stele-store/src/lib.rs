@@ -38,6 +38,6 @@ mod writer;
 pub use error::StoreError;
 pub use metrics::StoreMetrics;
 pub use recovery::RecoveryReport;
-pub use store::{Store, StoreOptions};
+pub use store::{system_clock, Store, StoreOptions};
 pub use types::{Appended, EntryKey, NewEntry, SignedCheckpoint};
 pub use verify::{verify_dir, VerifyError, VerifyReport};

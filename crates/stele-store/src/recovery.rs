@@ -269,6 +269,7 @@ pub(crate) fn recover(
         ids,
         signer,
         last_time_ns,
+        clock: crate::store::system_clock,
         checkpoint_interval,
         checkpointed_size: c,
         last_checkpoint_at: Instant::now(),

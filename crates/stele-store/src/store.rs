@@ -34,6 +34,17 @@ pub struct StoreOptions {
     pub key_of: fn(&[u8]) -> Option<EntryKey>,
     /// Most bytes of entries waiting for the writer before appends get `Overloaded`.
     pub max_queued_bytes: usize,
+    /// The wall clock, in ns since the Unix epoch (replaceable so tests can step it back).
+    pub clock: fn() -> i64,
+}
+
+/// The system wall clock in ns since the Unix epoch (0 if it reads before 1970).
+pub fn system_clock() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .ok()
+        .and_then(|d| i64::try_from(d.as_nanos()).ok())
+        .unwrap_or(0)
 }
 
 impl StoreOptions {
@@ -45,6 +56,7 @@ impl StoreOptions {
             checkpoint_interval: Duration::from_secs(1),
             key_of: |_| None,
             max_queued_bytes: 256 << 20,
+            clock: system_clock,
         }
     }
 }
@@ -88,6 +100,7 @@ impl Store {
             opts.key_of,
             opts.checkpoint_interval,
         )?;
+        writer.clock = opts.clock;
         if shared
             .checkpoint
             .read()

@@ -154,13 +154,15 @@ pub fn verify_dir(dir: &Path, verifier: &NoteVerifier) -> Result<VerifyReport, V
         let file = match File::open(&path) {
             Ok(f) => f,
             Err(_) if frontier.size() >= c => break,
-            Err(e) => return Err(err(
-                &path,
-                Some(frontier.size()),
-                format!(
+            Err(e) => {
+                return Err(err(
+                    &path,
+                    Some(frontier.size()),
+                    format!(
                     "segment missing or unreadable ({e}); the checkpoint vouches for {c} entries"
                 ),
-            )),
+                ))
+            }
         };
         let len = file.metadata().map(|m| m.len()).unwrap_or(0);
         let mut r = BufReader::with_capacity(1 << 20, file);

@@ -10,7 +10,7 @@ use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use stele_core::checkpoint::{sign_checkpoint, Checkpoint};
 use stele_core::hash::leaf_hash;
@@ -61,6 +61,7 @@ pub(crate) struct Writer {
     pub ids: Arc<IdIndex>,
     pub signer: NoteSigner,
     pub last_time_ns: i64,
+    pub clock: fn() -> i64,
     pub checkpoint_interval: Duration,
     pub checkpointed_size: u64,
     pub last_checkpoint_at: Instant,
@@ -205,11 +206,7 @@ impl Writer {
         }
 
         // 2. One commit time for the group, never before the previous one.
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map(|d| d.as_nanos() as i64)
-            .unwrap_or(0);
-        let time_ns = now.max(self.last_time_ns);
+        let time_ns = (self.clock)().max(self.last_time_ns);
         let time = Timestamp::from_unix_nanos(time_ns);
         for e in &mut new_entries {
             if let Some(off) = e.time_offset {

@@ -167,6 +167,49 @@ fn times_are_stamped_and_never_decrease() {
     }
 }
 
+static CLOCK: std::sync::atomic::AtomicI64 = std::sync::atomic::AtomicI64::new(0);
+
+#[test]
+fn times_never_decrease_when_the_wall_clock_steps_back() {
+    fn clock() -> i64 {
+        CLOCK.load(std::sync::atomic::Ordering::SeqCst)
+    }
+    let set = |t: i64| CLOCK.store(t, std::sync::atomic::Ordering::SeqCst);
+    let dir = tempfile::tempdir().unwrap();
+    let opts = || {
+        let mut o = StoreOptions::new(dir.path(), signer());
+        o.clock = clock;
+        o
+    };
+    let store = Store::open(opts()).unwrap();
+    set(2_000_000_000_000_000_000);
+    let a = store
+        .append_blocking(vec![NewEntry::raw(b"a".to_vec())])
+        .unwrap()[0]
+        .time;
+    set(1_000_000_000_000_000_000); // the clock steps back 31 years
+    let b = store
+        .append_blocking(vec![NewEntry::raw(b"b".to_vec())])
+        .unwrap()[0]
+        .time;
+    assert_eq!(b, a, "time went backwards with the wall clock");
+    store.close().unwrap();
+    drop(store);
+    // Across a restart too: the last commit time is recovered from the frames.
+    let store = Store::open(opts()).unwrap();
+    let c = store
+        .append_blocking(vec![NewEntry::raw(b"c".to_vec())])
+        .unwrap()[0]
+        .time;
+    assert_eq!(c, a);
+    set(2_000_000_000_000_000_001);
+    let d = store
+        .append_blocking(vec![NewEntry::raw(b"d".to_vec())])
+        .unwrap()[0]
+        .time;
+    assert!(d > a);
+}
+
 #[test]
 fn retries_are_idempotent_and_conflicts_change_nothing() {
     let dir = tempfile::tempdir().unwrap();

@@ -74,9 +74,18 @@ pub struct BenchArgs {
 pub fn run(args: &BenchArgs) -> Result<()> {
     let all = args.which.contains(&Bench::All);
     let on = |b: Bench| all || args.which.contains(&b);
-    std::fs::create_dir_all(&args.dir).with_context(|| format!("creating {}", args.dir.display()))?;
-    let scratch = tempfile::Builder::new().prefix("stele-bench-").tempdir_in(&args.dir).context("creating a scratch directory")?;
-    println!("stele bench: scratch {}, {} CPUs, entry size {} B", scratch.path().display(), num_cpus(), args.entry_size);
+    std::fs::create_dir_all(&args.dir)
+        .with_context(|| format!("creating {}", args.dir.display()))?;
+    let scratch = tempfile::Builder::new()
+        .prefix("stele-bench-")
+        .tempdir_in(&args.dir)
+        .context("creating a scratch directory")?;
+    println!(
+        "stele bench: scratch {}, {} CPUs, entry size {} B",
+        scratch.path().display(),
+        num_cpus(),
+        args.entry_size
+    );
     if on(Bench::Disk) {
         disk(scratch.path())?;
     }
@@ -87,7 +96,12 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         append(scratch.path(), args)?;
     }
     if on(Bench::HttpBatch) || on(Bench::HttpSingle) {
-        http(scratch.path(), args, on(Bench::HttpBatch), on(Bench::HttpSingle))?;
+        http(
+            scratch.path(),
+            args,
+            on(Bench::HttpBatch),
+            on(Bench::HttpSingle),
+        )?;
     }
     if on(Bench::Proof) || on(Bench::Verify) {
         proof_and_verify(scratch.path(), args, on(Bench::Proof), on(Bench::Verify))?;
@@ -96,7 +110,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
 }
 
 fn num_cpus() -> usize {
-    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
 }
 
 fn signer() -> Result<NoteSigner> {
@@ -129,10 +145,16 @@ fn disk(dir: &Path) -> Result<()> {
     }
     f.sync_data()?;
     let secs = t.elapsed().as_secs_f64();
-    println!("disk: sequential write {:.0} MB/s (1 GiB, 4 MiB writes, one fdatasync)", total as f64 / secs / 1e6);
+    println!(
+        "disk: sequential write {:.0} MB/s (1 GiB, 4 MiB writes, one fdatasync)",
+        total as f64 / secs / 1e6
+    );
     drop(f);
     std::fs::remove_file(&path)?;
-    let f = std::fs::OpenOptions::new().create(true).append(true).open(&path)?;
+    let f = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(&path)?;
     let block = vec![0x33u8; 4096];
     let mut lat = Vec::new();
     for _ in 0..300 {
@@ -142,7 +164,11 @@ fn disk(dir: &Path) -> Result<()> {
         lat.push(t.elapsed());
     }
     lat.sort();
-    println!("disk: 4 KiB append + fdatasync: median {:.3} ms, p99 {:.3} ms (300 appends)", ms(lat[lat.len() / 2]), ms(lat[lat.len() * 99 / 100]));
+    println!(
+        "disk: 4 KiB append + fdatasync: median {:.3} ms, p99 {:.3} ms (300 appends)",
+        ms(lat[lat.len() / 2]),
+        ms(lat[lat.len() * 99 / 100])
+    );
     std::fs::remove_file(&path)?;
     Ok(())
 }
@@ -183,7 +209,9 @@ fn append(dir: &Path, args: &BenchArgs) -> Result<()> {
     let (store, _) = open_store(&dir.join("append"))?;
     let batches = (args.entries as usize).div_ceil(args.batch);
     // Build the input first so the measurement is the log's work, not the generator's.
-    let input: Vec<Vec<NewEntry>> = (0..batches).map(|b| make_entries((b * args.batch) as u64, args.batch, args.entry_size)).collect();
+    let input: Vec<Vec<NewEntry>> = (0..batches)
+        .map(|b| make_entries((b * args.batch) as u64, args.batch, args.entry_size))
+        .collect();
     let bytes: usize = input.iter().flatten().map(|e| e.data.len()).sum();
     let t = Instant::now();
     // Pipelined: keep a few batches queued so hashing and the next write overlap the fsync.
@@ -218,7 +246,12 @@ fn append(dir: &Path, args: &BenchArgs) -> Result<()> {
 fn peak_rss_mib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmHWM:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmHWM:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+        })
         .map(|kb| kb / 1024)
         .unwrap_or(0)
 }
@@ -226,7 +259,12 @@ fn peak_rss_mib() -> u64 {
 fn current_rss_mib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
-        .and_then(|s| s.lines().find(|l| l.starts_with("VmRSS:")).and_then(|l| l.split_whitespace().nth(1)).and_then(|v| v.parse::<u64>().ok()))
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|v| v.parse::<u64>().ok())
+        })
         .map(|kb| kb / 1024)
         .unwrap_or(0)
 }
@@ -250,7 +288,10 @@ fn sample_event(i: u64, size: usize) -> String {
 
 fn http(dir: &Path, args: &BenchArgs, batch: bool, single: bool) -> Result<()> {
     let (store, _) = open_store(&dir.join("http"))?;
-    let server_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(num_cpus()).enable_all().build()?;
+    let server_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(num_cpus())
+        .enable_all()
+        .build()?;
     let state = stele_server::AppState::new(store.clone(), stele_server::ServerConfig::default());
     let listener = server_rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let addr = listener.local_addr()?;
@@ -259,17 +300,36 @@ fn http(dir: &Path, args: &BenchArgs, batch: bool, single: bool) -> Result<()> {
         let _ = stop_rx.await;
     }));
     let url = format!("http://{addr}/v1/events");
-    let client_rt = tokio::runtime::Builder::new_multi_thread().worker_threads(num_cpus()).enable_all().build()?;
+    let client_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(num_cpus())
+        .enable_all()
+        .build()?;
     let dur = Duration::from_secs(args.seconds);
     if batch {
         let per_req = 1000usize;
-        let body: String = (0..per_req as u64).map(|i| sample_event(i, args.entry_size) + "\n").collect();
-        let (n, secs) = client_rt.block_on(load(&url, 8, dur, body, "application/x-ndjson", per_req as u64))?;
+        let body: String = (0..per_req as u64)
+            .map(|i| sample_event(i, args.entry_size) + "\n")
+            .collect();
+        let (n, secs) = client_rt.block_on(load(
+            &url,
+            8,
+            dur,
+            body,
+            "application/x-ndjson",
+            per_req as u64,
+        ))?;
         println!("http batched (NDJSON, {per_req} events/request, 8 connections): {:.0} events/s over {secs:.1} s", n as f64 / secs);
     }
     if single {
         let body = sample_event(1, args.entry_size);
-        let (n, secs) = client_rt.block_on(load(&url, args.connections, dur, body, "application/json", 1))?;
+        let (n, secs) = client_rt.block_on(load(
+            &url,
+            args.connections,
+            dur,
+            body,
+            "application/json",
+            1,
+        ))?;
         let commits_before = store.metrics().commits.get();
         println!("http single (1 event/request, {} connections): {:.0} events/s over {secs:.1} s ({} group commits in all so far)", args.connections, n as f64 / secs, commits_before);
     }
@@ -280,18 +340,40 @@ fn http(dir: &Path, args: &BenchArgs, batch: bool, single: bool) -> Result<()> {
 }
 
 /// Sends `body` from `conns` concurrent connections for `dur`; returns (events acked, secs).
-async fn load(url: &str, conns: usize, dur: Duration, body: String, ctype: &'static str, per_req: u64) -> Result<(u64, f64)> {
-    let client = reqwest::Client::builder().pool_max_idle_per_host(conns).build()?;
+async fn load(
+    url: &str,
+    conns: usize,
+    dur: Duration,
+    body: String,
+    ctype: &'static str,
+    per_req: u64,
+) -> Result<(u64, f64)> {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(conns)
+        .build()?;
     let done = Arc::new(AtomicU64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
     let failed = Arc::new(AtomicU64::new(0));
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..conns {
-        let (client, url, body, done, stop, failed) = (client.clone(), url.to_string(), body.clone(), done.clone(), stop.clone(), failed.clone());
+        let (client, url, body, done, stop, failed) = (
+            client.clone(),
+            url.to_string(),
+            body.clone(),
+            done.clone(),
+            stop.clone(),
+            failed.clone(),
+        );
         tasks.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                match client.post(&url).header("content-type", ctype).body(body.clone()).send().await {
+                match client
+                    .post(&url)
+                    .header("content-type", ctype)
+                    .body(body.clone())
+                    .send()
+                    .await
+                {
                     Ok(r) if r.status().is_success() => {
                         let _ = r.bytes().await;
                         done.fetch_add(per_req, Ordering::Relaxed);
@@ -375,7 +457,8 @@ fn proof_and_verify(dir: &Path, args: &BenchArgs, proof: bool, verify: bool) -> 
     if verify {
         let rss0 = current_rss_mib();
         let t = Instant::now();
-        let report = stele_store::verify_dir(&ldir, &verifier).map_err(|e| anyhow::anyhow!("{e}"))?;
+        let report =
+            stele_store::verify_dir(&ldir, &verifier).map_err(|e| anyhow::anyhow!("{e}"))?;
         let secs = t.elapsed().as_secs_f64();
         println!("verify: offline over {} entries: {:.0} entries/s ({secs:.1} s); RSS {} MiB before, {} MiB after", report.entries, report.entries as f64 / secs, rss0, current_rss_mib());
     }

@@ -1,0 +1,70 @@
+//! Event intake as the server runs it per event: schema validation of a parsed JSON value,
+//! then `prepare` (canonical RFC 8785 entry plus content digest). The event is the one
+//! `stele bench http-batch` sends: about 300 bytes stored.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
+
+use std::hint::black_box;
+
+use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
+use serde_json::{json, Value};
+use stele_core::event::{validate, EventLimits};
+use stele_core::timestamp::Timestamp;
+use uuid::Uuid;
+
+const NOW: Timestamp = Timestamp::from_unix_nanos(1_795_460_599_123_456_789);
+const ID: Uuid = Uuid::from_u128(0x0190_b7f2_6b1c_7cc3_9a4f_3c9e_2b1d_4e5f);
+
+/// The http-batch event, its `reason` padded so the stored entry is about 300 bytes.
+fn bench_event() -> Value {
+    json!({
+        "actor": {"type": "user", "id": "user-1", "ip": "10.1.2.3"},
+        "action": "authz.check",
+        "resource": {"type": "document", "id": "doc-1"},
+        "outcome": "allow",
+        "policy": {"id": "rbac", "version": "7"},
+        "tenant": "acme",
+        "source": "bench",
+        "reason": "r".repeat(60),
+    })
+}
+
+/// The same with a small free-form `context` and a `client_time`, the other common shape.
+fn with_context() -> Value {
+    let mut event = bench_event();
+    event["context"] = json!({"request_id": "r-1", "latency_ms": 3, "path": "/v1/documents/1"});
+    event["client_time"] = json!("2026-11-23T19:03:19.1Z");
+    event
+}
+
+fn intake(c: &mut Criterion) {
+    let limits = EventLimits::default();
+    let mut group = c.benchmark_group("event");
+    group.throughput(Throughput::Elements(1));
+    for (name, value) in [("plain", bench_event()), ("context", with_context())] {
+        let event = validate(&value, &limits).unwrap();
+        let size = event.clone().prepare(ID, NOW, &limits).unwrap().bytes.len();
+        eprintln!("event/{name}: stored entry {size} bytes");
+        group.bench_function(format!("validate/{name}"), |b| {
+            b.iter(|| validate(black_box(&value), &limits).unwrap())
+        });
+        group.bench_function(format!("prepare/{name}"), |b| {
+            b.iter_batched(
+                || event.clone(),
+                |ev| ev.prepare(ID, NOW, &limits).unwrap(),
+                BatchSize::SmallInput,
+            )
+        });
+        group.bench_function(format!("both/{name}"), |b| {
+            b.iter(|| {
+                validate(black_box(&value), &limits)
+                    .unwrap()
+                    .prepare(ID, NOW, &limits)
+                    .unwrap()
+            })
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, intake);
+criterion_main!(benches);
