@@ -50,7 +50,7 @@ struct Remote {
 }
 
 #[derive(Debug, Args)]
-#[command(group = clap::ArgGroup::new("entry").required(true).args(["index", "id"]))]
+#[command(group = clap::ArgGroup::new("entry").required(true).args(["index", "id", "leaf_hash"]))]
 struct InclusionArgs {
     /// Log index of the entry.
     #[arg(long)]
@@ -58,6 +58,9 @@ struct InclusionArgs {
     /// Event id of the entry.
     #[arg(long)]
     id: Option<uuid::Uuid>,
+    /// RFC 6962 leaf hash of the entry (base64 or hex).
+    #[arg(long, value_name = "HASH", value_parser = parse_hash)]
+    leaf_hash: Option<Hash>,
     /// Tree size [default: the latest checkpoint's].
     #[arg(long, value_name = "N")]
     tree_size: Option<u64>,
@@ -94,10 +97,11 @@ pub fn run(args: ProofArgs) -> Result<ExitCode> {
 fn inclusion(args: InclusionArgs) -> Result<ExitCode> {
     let client = Client::new(&args.remote.url)?;
     let Some(key) = &args.remote.key else {
-        let mut query = match (args.index, args.id) {
-            (Some(i), _) => format!("index={i}"),
-            (None, Some(id)) => format!("id={id}"),
-            (None, None) => bail!("give --index or --id"),
+        let mut query = match (args.index, args.id, args.leaf_hash) {
+            (Some(i), _, _) => format!("index={i}"),
+            (None, Some(id), _) => format!("id={id}"),
+            (None, None, Some(h)) => format!("leaf_hash={}", h.to_hex()),
+            (None, None, None) => bail!("give --index, --id or --leaf-hash"),
         };
         if let Some(n) = args.tree_size {
             query.push_str(&format!("&tree_size={n}"));
@@ -106,6 +110,19 @@ fn inclusion(args: InclusionArgs) -> Result<ExitCode> {
         return Ok(ExitCode::SUCCESS);
     };
     let verifier = keys::verifier_from_arg(key)?;
+    let mut args = args;
+    if let (None, None, Some(h)) = (args.index, args.id, args.leaf_hash) {
+        // Find the entry's index; the leaf is then checked against the entry's own bytes.
+        let found: serde_json::Value = serde_json::from_slice(
+            &client.get_bytes(&format!("/v1/proofs/inclusion?leaf_hash={}", h.to_hex()))?,
+        )
+        .context("reading the proof answer")?;
+        args.index = Some(
+            found["index"]
+                .as_u64()
+                .ok_or_else(|| Failure::verification("the proof answer lacks an index"))?,
+        );
+    }
     // The entry itself, so its leaf hash is computed here rather than taken from the server.
     let which = args.index.map_or_else(
         || args.id.map(|id| id.to_string()).unwrap_or_default(),
@@ -150,6 +167,14 @@ fn inclusion(args: InclusionArgs) -> Result<ExitCode> {
         .into());
     }
     let leaf = leaf_hash(&entry);
+    if let Some(wanted) = args.leaf_hash.filter(|w| *w != leaf) {
+        return Err(Failure::verification(format!(
+            "the server found entry {index} for leaf {}, but that entry hashes to {}",
+            wanted.to_base64(),
+            leaf.to_base64()
+        ))
+        .into());
+    }
     if leaf != proof.leaf_hash {
         return Err(Failure::verification(format!(
             "entry {index} hashes to {}, but the proof is for leaf {}",
