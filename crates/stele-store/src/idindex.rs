@@ -49,6 +49,25 @@ impl IdRecord {
     }
 }
 
+/// A read snapshot of the id table.
+pub struct IdReader {
+    table: redb::ReadOnlyTable<&'static [u8; 16], &'static [u8; 32]>,
+}
+
+impl IdReader {
+    /// Looks an id up.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn get(&self, id: &[u8; 16]) -> Result<Option<IdRecord>> {
+        Ok(self
+            .table
+            .get(id)
+            .map_err(db_err)?
+            .map(|v| IdRecord::decode(v.value())))
+    }
+}
+
 /// One entry to index.
 #[derive(Debug, Clone, Copy)]
 pub struct Indexed {
@@ -128,11 +147,18 @@ impl IdIndex {
     /// # Errors
     /// Database errors.
     pub fn get(&self, id: &[u8; 16]) -> Result<Option<IdRecord>> {
+        self.reader()?.get(id)
+    }
+
+    /// A snapshot for many lookups (one read transaction for a whole group commit).
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn reader(&self) -> Result<IdReader> {
         let tx = self.db.begin_read().map_err(db_err)?;
-        let t = tx.open_table(IDS).map_err(db_err)?;
-        Ok(t.get(id)
-            .map_err(db_err)?
-            .map(|v| IdRecord::decode(v.value())))
+        Ok(IdReader {
+            table: tx.open_table(IDS).map_err(db_err)?,
+        })
     }
 
     /// The index of an entry whose leaf hash starts with `prefix` (the caller confirms the

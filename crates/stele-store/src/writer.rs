@@ -151,6 +151,7 @@ impl Writer {
         let mut pending_ids: HashMap<[u8; 16], ([u8; 16], usize)> = HashMap::new();
         let mut new_entries: Vec<NewEntry> = Vec::new();
         let mut plans: Vec<(Reply, Vec<Slot>)> = Vec::new();
+        let mut ids_reader = None;
         'requests: for req in group {
             let mut slots = Vec::with_capacity(req.entries.len());
             let mut local: Vec<([u8; 16], [u8; 16], usize)> = Vec::new();
@@ -175,7 +176,17 @@ impl Writer {
                         slots.push(Slot::New(pos));
                         continue;
                     }
-                    match self.ids.get(&k.id) {
+                    let reader = match &ids_reader {
+                        Some(r) => r,
+                        None => match self.ids.reader() {
+                            Ok(r) => ids_reader.insert(r),
+                            Err(e) => {
+                                let _ = req.reply.send(Err(e));
+                                continue 'requests;
+                            }
+                        },
+                    };
+                    match reader.get(&k.id) {
                         Ok(Some(rec)) if rec.digest == k.digest => {
                             slots.push(Slot::Existing(rec));
                             continue;
