@@ -34,7 +34,7 @@ pub fn has_key(dir: &Path) -> bool {
 /// `Key` when the key file is readable by others, malformed, or names another origin; I/O.
 pub fn open_or_init(dir: &Path, origin: Option<&str>) -> Result<(NoteSigner, bool)> {
     let layout = Layout::new(dir);
-    std::fs::create_dir_all(dir).map_err(StoreError::io("create", dir))?;
+    crate::fsutil::create_dir_durable(dir)?;
     let id_path = layout.identity();
     let identity = match std::fs::read(&id_path) {
         Ok(b) => {
@@ -109,7 +109,7 @@ pub fn open_or_init(dir: &Path, origin: Option<&str>) -> Result<(NoteSigner, boo
 /// `Key` if a key already exists; I/O errors.
 pub fn write_signer(layout: &Layout, signer: &NoteSigner) -> Result<()> {
     let kd = layout.key_dir();
-    std::fs::create_dir_all(&kd).map_err(StoreError::io("create", &kd))?;
+    crate::fsutil::create_dir_durable(&kd)?;
     std::fs::set_permissions(&kd, std::fs::Permissions::from_mode(0o700))
         .map_err(StoreError::io("chmod", &kd))?;
     let path = layout.signer_key();

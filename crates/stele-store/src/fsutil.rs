@@ -16,6 +16,36 @@ pub fn sync_dir(dir: &Path) -> Result<()> {
     d.sync_all().map_err(StoreError::io("fsync dir", dir))
 }
 
+/// Creates `dir` and any missing parents, fsyncing each parent so the new entries survive a
+/// crash (an fsynced file in a directory whose own entry was lost is lost with it).
+///
+/// # Errors
+/// I/O errors.
+pub fn create_dir_durable(dir: &Path) -> Result<()> {
+    if dir.is_dir() {
+        return Ok(());
+    }
+    let parent = dir.parent().filter(|p| !p.as_os_str().is_empty());
+    if let Some(p) = parent {
+        create_dir_durable(p)?;
+    }
+    match std::fs::create_dir(dir) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+        Err(e) => {
+            return Err(StoreError::Io {
+                op: "create dir",
+                path: dir.to_path_buf(),
+                source: e,
+            })
+        }
+    }
+    if let Some(p) = parent {
+        sync_dir(p)?;
+    }
+    Ok(())
+}
+
 /// Writes `bytes` to `path` atomically: temp file, fsync, rename, fsync of the directory.
 ///
 /// # Errors

@@ -32,7 +32,7 @@ impl LevelWriter {
     /// I/O errors, or `Corrupt` when a level file is shorter than `size` requires.
     pub fn open(layout: &Layout, size: u64) -> Result<Self> {
         let dir = layout.hashes_dir();
-        std::fs::create_dir_all(&dir).map_err(StoreError::io("create", &dir))?;
+        crate::fsutil::create_dir_durable(&dir)?;
         let mut files = Vec::new();
         let mut lens = Vec::new();
         for level in 0..=MAX_LEVEL {

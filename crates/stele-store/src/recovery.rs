@@ -76,7 +76,7 @@ pub(crate) fn recover(
     checkpoint_interval: Duration,
 ) -> Result<(Writer, RecoveryReport)> {
     let log_dir = layout.log_dir();
-    std::fs::create_dir_all(&log_dir).map_err(StoreError::io("create", &log_dir))?;
+    crate::fsutil::create_dir_durable(&log_dir)?;
     let cp = read_checkpoint(layout, &signer)?;
     let c = cp.as_ref().map(|c| c.size).unwrap_or(0);
     let mut levels = LevelWriter::open(layout, c)?;

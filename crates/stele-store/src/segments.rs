@@ -29,7 +29,7 @@ impl SegmentWriter {
     /// I/O errors.
     pub fn open(layout: &Layout, seg: u64, len: u64) -> Result<Self> {
         let dir = layout.entries_dir();
-        std::fs::create_dir_all(&dir).map_err(StoreError::io("create", &dir))?;
+        crate::fsutil::create_dir_durable(&dir)?;
         let path = layout.segment(seg);
         let existed = path.exists();
         let file = OpenOptions::new()

@@ -88,7 +88,7 @@ impl Store {
     pub fn open(opts: StoreOptions) -> Result<Store> {
         let layout = Layout::new(&opts.dir);
         let log_dir = layout.log_dir();
-        std::fs::create_dir_all(&log_dir).map_err(StoreError::io("create", &log_dir))?;
+        crate::fsutil::create_dir_durable(&log_dir)?;
         let lock = DirLock::acquire(&layout.lock())?;
         let shared = Arc::new(Shared::new(&layout));
         let origin = opts.signer.name().to_string();
