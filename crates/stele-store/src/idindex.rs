@@ -14,6 +14,8 @@ const IDS: TableDefinition<&[u8; 16], &[u8; 32]> = TableDefinition::new("ids");
 const LEAVES: TableDefinition<&[u8; 16], u64> = TableDefinition::new("leaves");
 const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
 const INDEXED_THROUGH: &str = "indexed_through";
+/// Page cache of the index database.
+const CACHE_BYTES: usize = 64 << 20;
 
 /// What the index holds for one id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -117,7 +119,10 @@ impl IdIndex {
     /// # Errors
     /// Database errors.
     pub fn open(path: &std::path::Path) -> Result<Self> {
-        let db = Database::create(path)
+        // A bounded cache keeps memory flat as the log grows (redb's default is 1 GiB).
+        let db = Database::builder()
+            .set_cache_size(CACHE_BYTES)
+            .create(path)
             .map_err(|e| StoreError::Index(format!("{}: {e}", path.display())))?;
         let tx = db.begin_write().map_err(db_err)?;
         {
