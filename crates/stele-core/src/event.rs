@@ -13,6 +13,12 @@
 //! Numbers inside `context` and `change` are stored as RFC 8785 prints them: as IEEE-754
 //! doubles, so integers beyond ±2^53 lose precision. Parsing a stored entry and applying JCS
 //! again reproduces it byte for byte.
+//!
+//! Preparing is on the intake hot path, so the entry is written straight from the typed
+//! [`Event`]: schema v1's keys are fixed and all ASCII, so their RFC 8785 order (UTF-16 code
+//! units) is byte order and can be spelled out once in [`Event::encode`]. Only the free-form
+//! `change` and `context` go through a general JCS serializer. The tests compare this writer
+//! with serializing the event to a `Value` and canonicalizing that.
 
 use std::fmt;
 
@@ -26,7 +32,7 @@ use crate::timestamp::{parse_unix_nanos_wide, Timestamp, TIMESTAMP_LEN};
 
 mod check;
 
-pub use check::{validate, InvalidEvent};
+pub use check::{validate, validate_owned, InvalidEvent};
 
 /// Longest identifier (`actor.id`, `resource.id`, `session_id`, `policy.*`, `tenant`,
 /// `source`), in Unicode scalar values (what JSON Schema's `maxLength` counts).
@@ -190,15 +196,53 @@ pub struct Event {
     change: Option<Map<String, Value>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     context: Option<Map<String, Value>>,
+    /// `context` in RFC 8785 form: validation computes it to bound its size, and
+    /// [`Event::encode`] stores it as is instead of canonicalizing a second time.
+    #[serde(skip)]
+    context_canonical: Option<Canonical>,
     #[serde(skip_serializing_if = "Option::is_none")]
     client_time: Option<String>,
+}
+
+/// RFC 8785 bytes of a JSON value, kept next to the value they encode.
+#[derive(Clone, PartialEq, Eq)]
+struct Canonical(Vec<u8>);
+
+impl fmt::Debug for Canonical {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", String::from_utf8_lossy(&self.0))
+    }
+}
+
+/// Why [`Event::encode`] could not build the stored entry.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum PrepareError {
+    /// The canonical entry is longer than the limit.
+    #[error("the stored event is {size} bytes in canonical form; the limit is {limit} bytes")]
+    TooLarge {
+        /// Length of the canonical entry, in bytes.
+        size: usize,
+        /// The limit applied: `limits.max_entry_bytes`, never more than [`MAX_ENTRY_BYTES`].
+        limit: usize,
+    },
+    /// A bug, not the client's doing (for example `change` failing to canonicalize, which
+    /// a value that came from JSON cannot).
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl From<PrepareError> for FieldError {
+    /// The problem [`Event::prepare`] reports: path `$`, the error's message.
+    fn from(e: PrepareError) -> Self {
+        FieldError::new("$", e.to_string())
+    }
 }
 
 impl TryFrom<Value> for Event {
     type Error = InvalidEvent;
 
     fn try_from(value: Value) -> Result<Self, Self::Error> {
-        validate(&value, &EventLimits::default()).map_err(InvalidEvent)
+        validate_owned(value, &EventLimits::default()).map_err(InvalidEvent)
     }
 }
 
@@ -280,53 +324,239 @@ impl Event {
         now: Timestamp,
         limits: &EventLimits,
     ) -> Result<PreparedEvent, FieldError> {
-        let internal = |what: &str| FieldError::new("$", format!("internal error: {what}"));
+        self.encode(assigned_id, now, limits)
+            .map_err(FieldError::from)
+    }
+
+    /// [`Event::prepare`] without consuming the event, and with a typed error that carries
+    /// the size of an oversized entry.
+    ///
+    /// # Errors
+    ///
+    /// [`PrepareError::TooLarge`] if the canonical entry is longer than
+    /// `limits.max_entry_bytes` (never more than [`MAX_ENTRY_BYTES`]).
+    pub fn encode(
+        &self,
+        assigned_id: Uuid,
+        now: Timestamp,
+        limits: &EventLimits,
+    ) -> Result<PreparedEvent, PrepareError> {
         let id = self.id.unwrap_or(assigned_id);
         let skewed = self.client_time_skewed(now, limits.client_time_tolerance_ns);
-        let Ok(Value::Object(mut stored)) = serde_json::to_value(&self) else {
-            return Err(internal("event did not serialize to an object"));
-        };
-        stored.insert("id".to_owned(), Value::String(id.to_string()));
-        // One canonicalization serves both the digest and, in the common case, the entry:
-        // `time` sorts after every other key, so the entry is the digest's bytes with
-        // `,"time":"…"` spliced in before the closing brace. Only a skewed event (whose
-        // `client_time_skewed` sorts into the middle) needs a second pass.
-        let without_time = serde_json_canonicalizer::to_vec(&stored)
-            .map_err(|e| internal(&format!("canonicalization failed: {e}")))?;
-        let content_digest = digest_bytes(&without_time);
-        let bytes = if skewed {
-            stored.insert("client_time_skewed".to_owned(), Value::Bool(true));
-            stored.insert("time".to_owned(), Value::String(now.format()));
-            serde_json_canonicalizer::to_vec(&stored)
-                .map_err(|e| internal(&format!("canonicalization failed: {e}")))?
+        let mut bytes = Vec::with_capacity(self.encoded_len_hint());
+        let skew_at = self.write_members(id, skewed, &mut bytes)?;
+        // The digest covers the entry without `time` and `client_time_skewed`: the members
+        // just written, minus the skew flag if any, and the closing brace.
+        let content_digest = if skewed {
+            let before = bytes.get(..skew_at);
+            let after = skew_at
+                .checked_add(SKEWED.len())
+                .and_then(|end| bytes.get(end..));
+            match (before, after) {
+                (Some(before), Some(after)) => digest_parts(&[before, after, b"}"]),
+                _ => return Err(PrepareError::Internal("skew flag misplaced".to_owned())),
+            }
         } else {
-            let Some((b'}', body)) = without_time.split_last() else {
-                return Err(internal("canonical event is not an object"));
-            };
-            let mut bytes = Vec::with_capacity(without_time.len() + TIMESTAMP_LEN + 10);
-            bytes.extend_from_slice(body);
-            bytes.extend_from_slice(b",\"time\":\"");
-            bytes.extend_from_slice(now.format().as_bytes());
-            bytes.extend_from_slice(b"\"}");
-            bytes
+            digest_parts(&[&bytes, b"}"])
         };
-        let max = limits.max_entry_bytes.min(MAX_ENTRY_BYTES);
-        if bytes.len() > max {
-            return Err(FieldError::new(
-                "$",
-                format!(
-                    "the stored event is {} bytes in canonical form; the limit is {max} bytes",
-                    bytes.len()
-                ),
-            ));
+        // `time` sorts after every other key, so it is the last member.
+        bytes.extend_from_slice(b",\"time\":\"");
+        let time_offset = bytes.len();
+        let mut time = [0u8; TIMESTAMP_LEN];
+        now.write_to(&mut time);
+        bytes.extend_from_slice(&time);
+        bytes.extend_from_slice(b"\"}");
+        let limit = limits.max_entry_bytes.min(MAX_ENTRY_BYTES);
+        if bytes.len() > limit {
+            return Err(PrepareError::TooLarge {
+                size: bytes.len(),
+                limit,
+            });
         }
-        let time_offset = time_offset(&bytes).ok_or_else(|| internal("time is not last"))?;
+        let time_offset = time_offset_checked(&bytes, time_offset)
+            .ok_or_else(|| PrepareError::Internal("time is not last".to_owned()))?;
         Ok(PreparedEvent {
             id,
             bytes,
             time_offset,
             content_digest,
         })
+    }
+
+    /// Writes the entry's members in RFC 8785 order up to, not including, `time` and the
+    /// closing brace: `{"action":…,…,"tenant":…`. Returns where `client_time_skewed` was (or
+    /// would have been) written.
+    ///
+    /// Every key is ASCII, so sorting by UTF-16 code units is sorting by bytes:
+    /// action < actor < change < client_time < client_time_skewed < context < id < outcome <
+    /// policy < reason < resource < source < tenant (< time); inside `actor`
+    /// id < ip < name < session_id < type < user_agent; inside `resource` id < name < type;
+    /// inside `policy` id < version.
+    fn write_members(
+        &self,
+        id: Uuid,
+        skewed: bool,
+        out: &mut Vec<u8>,
+    ) -> Result<usize, PrepareError> {
+        let canonicalize =
+            |e: serde_json::Error| PrepareError::Internal(format!("canonicalization failed: {e}"));
+        out.extend_from_slice(b"{\"action\":");
+        write_str(out, &self.action);
+        let actor = &self.actor;
+        out.extend_from_slice(b",\"actor\":{\"id\":");
+        write_str(out, &actor.id);
+        write_opt(out, b",\"ip\":", actor.ip.as_deref());
+        write_opt(out, b",\"name\":", actor.name.as_deref());
+        write_opt(out, b",\"session_id\":", actor.session_id.as_deref());
+        out.extend_from_slice(b",\"type\":");
+        write_str(out, actor.kind.name());
+        write_opt(out, b",\"user_agent\":", actor.user_agent.as_deref());
+        out.push(b'}');
+        if let Some(change) = &self.change {
+            out.extend_from_slice(b",\"change\":");
+            serde_json_canonicalizer::to_writer(change, out).map_err(canonicalize)?;
+        }
+        write_opt(out, b",\"client_time\":", self.client_time.as_deref());
+        let skew_at = out.len();
+        if skewed {
+            out.extend_from_slice(SKEWED);
+        }
+        match (&self.context_canonical, &self.context) {
+            (Some(Canonical(canonical)), _) => {
+                out.extend_from_slice(b",\"context\":");
+                out.extend_from_slice(canonical);
+            }
+            (None, Some(context)) => {
+                out.extend_from_slice(b",\"context\":");
+                serde_json_canonicalizer::to_writer(context, out).map_err(canonicalize)?;
+            }
+            (None, None) => {}
+        }
+        out.extend_from_slice(b",\"id\":");
+        write_str(
+            out,
+            id.hyphenated().encode_lower(&mut Uuid::encode_buffer()),
+        );
+        out.extend_from_slice(b",\"outcome\":");
+        write_str(out, self.outcome.name());
+        if let Some(policy) = &self.policy {
+            out.extend_from_slice(b",\"policy\":{\"id\":");
+            write_str(out, &policy.id);
+            write_opt(out, b",\"version\":", policy.version.as_deref());
+            out.push(b'}');
+        }
+        write_opt(out, b",\"reason\":", self.reason.as_deref());
+        let resource = &self.resource;
+        out.extend_from_slice(b",\"resource\":{\"id\":");
+        write_str(out, &resource.id);
+        write_opt(out, b",\"name\":", resource.name.as_deref());
+        out.extend_from_slice(b",\"type\":");
+        write_str(out, &resource.kind);
+        out.push(b'}');
+        write_opt(out, b",\"source\":", self.source.as_deref());
+        write_opt(out, b",\"tenant\":", self.tenant.as_deref());
+        Ok(skew_at)
+    }
+
+    /// Enough capacity for the entry unless strings need escaping: every string's length,
+    /// the canonical context, and the keys, punctuation, id and time of a full event.
+    fn encoded_len_hint(&self) -> usize {
+        let actor = &self.actor;
+        let opt = |s: &Option<String>| s.as_ref().map_or(0, String::len);
+        [
+            self.action.len(),
+            actor.id.len(),
+            opt(&actor.ip),
+            opt(&actor.name),
+            opt(&actor.session_id),
+            opt(&actor.user_agent),
+            self.resource.id.len(),
+            self.resource.kind.len(),
+            opt(&self.resource.name),
+            self.policy.as_ref().map_or(0, |p| p.id.len()),
+            self.policy.as_ref().map_or(0, |p| opt(&p.version)),
+            opt(&self.reason),
+            opt(&self.source),
+            opt(&self.tenant),
+            opt(&self.client_time),
+            self.context_canonical.as_ref().map_or(0, |c| c.0.len()),
+            384,
+        ]
+        .iter()
+        .fold(0usize, |sum, n| sum.saturating_add(*n))
+    }
+}
+
+/// The member [`Event::encode`] adds for a skewed `client_time`.
+const SKEWED: &[u8] = b",\"client_time_skewed\":true";
+
+/// Appends `,"key":"value"` (`member` is `,"key":`) if `value` is present.
+fn write_opt(out: &mut Vec<u8>, member: &[u8], value: Option<&str>) {
+    if let Some(value) = value {
+        out.extend_from_slice(member);
+        write_str(out, value);
+    }
+}
+
+/// Appends `s` as a JSON string as RFC 8785 §3.2.2.2 (ECMAScript's `JSON.stringify`) writes
+/// it: `"` and `\` escaped with a backslash, U+0008, U+0009, U+000A, U+000C and U+000D as
+/// `\b \t \n \f \r`, the other controls below U+0020 as `\u00xx` in lowercase hex, and
+/// everything else (`/`, DEL, non-ASCII, U+2028) as is. This is also serde_json's escaping.
+fn write_str(out: &mut Vec<u8>, s: &str) {
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    // Most strings need no escape: one branch-free scan, then the string is copied whole.
+    let clean = !bytes.iter().fold(false, |dirty, &b| {
+        dirty | (b < 0x20) | (b == b'"') | (b == b'\\')
+    });
+    if clean {
+        out.extend_from_slice(bytes);
+        out.push(b'"');
+        return;
+    }
+    let mut run_start = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let short: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            0x08 => b"\\b",
+            0x09 => b"\\t",
+            0x0a => b"\\n",
+            0x0c => b"\\f",
+            0x0d => b"\\r",
+            0x00..=0x1f => b"",
+            _ => continue,
+        };
+        // Escapes are ASCII, so `i` is on a character boundary.
+        if let Some(run) = bytes.get(run_start..i) {
+            out.extend_from_slice(run);
+        }
+        if short.is_empty() {
+            out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                hex_digit(b >> 4),
+                hex_digit(b & 0xf),
+            ]);
+        } else {
+            out.extend_from_slice(short);
+        }
+        run_start = i + 1;
+    }
+    if let Some(run) = bytes.get(run_start..) {
+        out.extend_from_slice(run);
+    }
+    out.push(b'"');
+}
+
+/// The lowercase hex digit for `n` < 16.
+fn hex_digit(n: u8) -> u8 {
+    if n < 10 {
+        b'0' + n
+    } else {
+        b'a' + (n - 10)
     }
 }
 
@@ -450,7 +680,7 @@ pub fn decode_entry(entry: &[u8]) -> Result<StoredEvent, EntryError> {
         Some(Value::Bool(skewed)) => skewed,
         Some(_) => return Err(EntryError::Field("client_time_skewed")),
     };
-    let event = validate(&Value::Object(stored), &EventLimits::UNBOUNDED)
+    let event = validate_owned(Value::Object(stored), &EventLimits::UNBOUNDED)
         .map_err(|problems| EntryError::Invalid(InvalidEvent(problems)))?;
     let id = event.id.ok_or(EntryError::Field("id"))?;
     Ok(StoredEvent {
@@ -474,7 +704,16 @@ fn digest(stored: &Map<String, Value>) -> Result<[u8; DIGEST_LEN], serde_json::E
 
 /// First 16 bytes of SHA-256 of canonical bytes.
 fn digest_bytes(canonical: &[u8]) -> [u8; DIGEST_LEN] {
-    let full = Sha256::digest(canonical);
+    digest_parts(&[canonical])
+}
+
+/// [`digest_bytes`] of the concatenation of `parts`.
+fn digest_parts(parts: &[&[u8]]) -> [u8; DIGEST_LEN] {
+    let mut hasher = Sha256::new();
+    for part in parts {
+        hasher.update(part);
+    }
+    let full = hasher.finalize();
     let mut out = [0u8; DIGEST_LEN];
     for (o, b) in out.iter_mut().zip(full.iter()) {
         *o = *b;
@@ -482,13 +721,9 @@ fn digest_bytes(canonical: &[u8]) -> [u8; DIGEST_LEN] {
     out
 }
 
-/// Where the time value of a canonical entry starts. JCS sorts keys, and `time` sorts after
-/// every other top-level field of schema v1, so the entry ends with `"time":"<30 bytes>"}`.
-fn time_offset(entry: &[u8]) -> Option<usize> {
-    let offset = entry.len().checked_sub(TIMESTAMP_LEN + 2)?;
-    time_offset_checked(entry, offset)
-}
-
+/// `offset` if the time value of a canonical entry starts there. JCS sorts keys, and `time`
+/// sorts after every other top-level field of schema v1, so the entry ends with
+/// `"time":"<30 bytes>"}`.
 fn time_offset_checked(entry: &[u8], offset: usize) -> Option<usize> {
     const KEY: &[u8] = b"\"time\":\"";
     let before = entry.get(offset.checked_sub(KEY.len())?..offset)?;
@@ -496,22 +731,36 @@ fn time_offset_checked(entry: &[u8], offset: usize) -> Option<usize> {
     (before == KEY && after == b"\"}").then_some(offset)
 }
 
-impl fmt::Display for ActorType {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
+impl ActorType {
+    /// The JSON value.
+    fn name(self) -> &'static str {
+        match self {
             Self::User => "user",
             Self::Service => "service",
             Self::System => "system",
-        })
+        }
+    }
+}
+
+impl Outcome {
+    /// The JSON value.
+    fn name(self) -> &'static str {
+        match self {
+            Self::Allow => "allow",
+            Self::Deny => "deny",
+            Self::Error => "error",
+        }
+    }
+}
+
+impl fmt::Display for ActorType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
     }
 }
 
 impl fmt::Display for Outcome {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Self::Allow => "allow",
-            Self::Deny => "deny",
-            Self::Error => "error",
-        })
+        f.write_str(self.name())
     }
 }

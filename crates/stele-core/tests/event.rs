@@ -7,8 +7,8 @@ use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use stele_core::event::{
-    decode_entry, entry_key, parse_entry, stamp_time, validate, Event, EventLimits, FieldError,
-    Outcome, PreparedEvent, MAX_ENTRY_BYTES,
+    decode_entry, entry_key, parse_entry, stamp_time, validate, validate_owned, Event, EventLimits,
+    FieldError, Outcome, PrepareError, PreparedEvent, MAX_ENTRY_BYTES,
 };
 use stele_core::timestamp::{Timestamp, TIMESTAMP_LEN};
 use uuid::Uuid;
@@ -755,4 +755,339 @@ proptest! {
         let again = decoded.event.prepare(Uuid::nil(), now, &limits()).unwrap();
         prop_assert_eq!(again, prepared);
     }
+}
+
+/// The stored entry as `prepare` built it before it wrote canonical bytes directly: serialize
+/// the client form to a `Value`, add the server fields, apply a general RFC 8785
+/// implementation. Kept as the oracle for the direct writer.
+fn oracle_prepare(
+    event: &Event,
+    assigned_id: Uuid,
+    now: Timestamp,
+    limits: &EventLimits,
+) -> Result<PreparedEvent, FieldError> {
+    let Value::Object(mut stored) = serde_json::to_value(event).unwrap() else {
+        panic!("an event serializes to an object");
+    };
+    let id = event.id().unwrap_or(assigned_id);
+    stored.insert("id".into(), json!(id.to_string()));
+    let digest = Sha256::digest(jcs(&Value::Object(stored.clone())));
+    if event.client_time_skewed(now, limits.client_time_tolerance_ns) {
+        stored.insert("client_time_skewed".into(), json!(true));
+    }
+    stored.insert("time".into(), json!(now.format()));
+    let bytes = jcs(&Value::Object(stored));
+    let max = limits.max_entry_bytes.min(MAX_ENTRY_BYTES);
+    if bytes.len() > max {
+        return Err(FieldError::new(
+            "$",
+            format!(
+                "the stored event is {} bytes in canonical form; the limit is {max} bytes",
+                bytes.len()
+            ),
+        ));
+    }
+    Ok(PreparedEvent {
+        id,
+        time_offset: bytes.len() - TIMESTAMP_LEN - 2,
+        bytes,
+        content_digest: digest[..16].try_into().unwrap(),
+    })
+}
+
+/// Characters that stress JSON string escaping and UTF-16 key ordering: every control
+/// character, quote, backslash, solidus, DEL, line and paragraph separators, private use,
+/// non-BMP (surrogate pairs in UTF-16), and anything else.
+fn tricky_char() -> impl Strategy<Value = char> {
+    prop_oneof![
+        4 => prop::char::range('a', 'z'),
+        2 => prop::char::range('\u{0}', '\u{1f}'),
+        2 => prop::sample::select(vec![
+            '"', '\\', '/', '\u{7f}', '\u{80}', '\u{a0}', 'é', 'Å', '\u{2028}', '\u{2029}',
+            '\u{1F600}', '\u{e000}', '\u{fffd}', '\u{ffff}', '\u{10000}', '\u{10ffff}', '<', '&',
+            '\'', ' ', '+',
+        ]),
+        1 => any::<char>(),
+    ]
+}
+
+/// A non-empty string of at most `max` tricky characters.
+fn tricky(max: usize) -> impl Strategy<Value = String> {
+    prop::collection::vec(tricky_char(), 1..=max).prop_map(String::from_iter)
+}
+
+/// Sometimes a value, sometimes absent.
+fn maybe<T: std::fmt::Debug + Clone>(
+    strategy: impl Strategy<Value = T>,
+) -> impl Strategy<Value = Option<T>> {
+    prop::option::weighted(0.6, strategy)
+}
+
+/// A `client_time` for a given `now`: at, just inside or just outside the skew tolerance,
+/// anywhere in the timestamp range, with other offsets, or far outside the range.
+fn client_time(now: Timestamp) -> impl Strategy<Value = String> {
+    let tolerance = EventLimits::default().client_time_tolerance_ns;
+    let at = move |delta: i64| {
+        Timestamp::from_unix_nanos(now.unix_nanos().saturating_add(delta)).format()
+    };
+    prop_oneof![
+        prop::sample::select(vec![
+            0,
+            tolerance,
+            -tolerance,
+            tolerance + 1,
+            -tolerance - 1
+        ])
+        .prop_map(at),
+        any::<i64>().prop_map(|n| Timestamp::from_unix_nanos(n).format()),
+        Just("2026-11-23T20:03:19.5+01:00".to_owned()),
+        Just("2026-11-23t19:03:19.123456789123z".to_owned()),
+        Just("0001-01-01T00:00:00Z".to_owned()),
+        Just("9999-12-31T23:59:59Z".to_owned()),
+    ]
+}
+
+/// A random valid event at a random `now`.
+fn valid_event() -> impl Strategy<Value = (Value, Timestamp)> {
+    let actor = (
+        prop::sample::select(vec!["user", "service", "system"]),
+        tricky(12),
+        maybe(tricky(12)),
+        maybe(any::<std::net::IpAddr>().prop_map(|ip| ip.to_string())),
+        maybe(tricky(12)),
+        maybe(tricky(12)),
+    )
+        .prop_map(|(kind, id, name, ip, user_agent, session_id)| {
+            let mut actor = json!({"type": kind, "id": id});
+            for (key, value) in [
+                ("name", name),
+                ("ip", ip),
+                ("user_agent", user_agent),
+                ("session_id", session_id),
+            ] {
+                if let Some(value) = value {
+                    actor[key] = json!(value);
+                }
+            }
+            actor
+        });
+    let resource = (tricky(12), tricky(12), maybe(tricky(12))).prop_map(|(kind, id, name)| {
+        let mut resource = json!({"type": kind, "id": id});
+        if let Some(name) = name {
+            resource["name"] = json!(name);
+        }
+        resource
+    });
+    let policy = (tricky(12), maybe(tricky(6))).prop_map(|(id, version)| {
+        let mut policy = json!({"id": id});
+        if let Some(version) = version {
+            policy["version"] = json!(version);
+        }
+        policy
+    });
+    let object = || {
+        prop::collection::btree_map(tricky(6), json_value(), 0..5)
+            .prop_map(|m| Value::Object(m.into_iter().collect()))
+    };
+    let id = any::<u128>()
+        .prop_filter("not nil", |n| *n != 0)
+        .prop_flat_map(|n| {
+            let id = Uuid::from_u128(n).to_string();
+            prop_oneof![Just(id.clone()), Just(id.to_uppercase())]
+        });
+    (
+        (
+            maybe(id),
+            actor,
+            "[a-z][a-z0-9_-]{0,5}(\\.[a-z][a-z0-9_-]{0,5}){1,3}",
+            resource,
+            prop::sample::select(vec!["allow", "deny", "error"]),
+            maybe(tricky(40)),
+            maybe(policy),
+        ),
+        (
+            maybe(tricky(12)),
+            maybe(tricky(12)),
+            maybe(object()),
+            maybe(object()),
+            any::<i64>().prop_map(Timestamp::from_unix_nanos),
+        ),
+    )
+        .prop_flat_map(|(head, (tenant, source, change, context, now))| {
+            (
+                Just((head, tenant, source, change, context, now)),
+                maybe(client_time(now)),
+            )
+        })
+        .prop_map(
+            |(
+                (
+                    (id, actor, action, resource, outcome, reason, policy),
+                    tenant,
+                    source,
+                    change,
+                    context,
+                    now,
+                ),
+                client_time,
+            )| {
+                let mut event = json!({
+                    "actor": actor, "action": action, "resource": resource, "outcome": outcome
+                });
+                let optional = [
+                    ("id", id.map(Value::from)),
+                    ("reason", reason.map(Value::from)),
+                    ("policy", policy),
+                    ("tenant", tenant.map(Value::from)),
+                    ("source", source.map(Value::from)),
+                    ("change", change),
+                    ("context", context),
+                    ("client_time", client_time.map(Value::from)),
+                ];
+                for (key, value) in optional {
+                    if let Some(value) = value {
+                        event[key] = value;
+                    }
+                }
+                (event, now)
+            },
+        )
+}
+
+/// Turns a valid event into a likely invalid one: fields removed, replaced by arbitrary
+/// JSON (wrong types, empty or over-long strings), unknown or server-assigned fields added,
+/// at the top level and inside `actor`, `resource` and `policy`.
+fn mutated_event() -> impl Strategy<Value = Value> {
+    let path = prop::sample::select(vec!["", "", "", "actor", "resource", "policy"]);
+    let key = prop::sample::select(vec![
+        "id",
+        "actor",
+        "action",
+        "resource",
+        "outcome",
+        "reason",
+        "policy",
+        "tenant",
+        "source",
+        "change",
+        "context",
+        "client_time",
+        "time",
+        "client_time_skewed",
+        "type",
+        "name",
+        "ip",
+        "user_agent",
+        "session_id",
+        "version",
+        "extra",
+        "weird key",
+        "",
+    ]);
+    let replacement = prop_oneof![
+        json_value(),
+        Just(json!("")),
+        Just(json!("x".repeat(300))),
+        Just(json!("é".repeat(1100))),
+        Just(json!("maybe")),
+        Just(json!({})),
+        Just(Value::Null),
+    ];
+    let edit = (path, key, prop::option::of(replacement));
+    (valid_event(), prop::collection::vec(edit, 0..5)).prop_map(|((mut event, _), edits)| {
+        for (path, key, replacement) in edits {
+            let target = if path.is_empty() {
+                &mut event
+            } else {
+                &mut event[path]
+            };
+            let Some(object) = target.as_object_mut() else {
+                continue;
+            };
+            match replacement {
+                Some(value) => {
+                    object.insert(key.to_owned(), value);
+                }
+                None => {
+                    object.remove(key);
+                }
+            }
+        }
+        event
+    })
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// The direct canonical writer produces exactly what serializing to a `Value` and
+    /// applying a general RFC 8785 implementation produces: bytes, time offset, digest, id.
+    #[test]
+    fn direct_writer_matches_generic_jcs((value, now) in valid_event()) {
+        let event = validate(&value, &limits()).unwrap();
+        prop_assert_eq!(&validate_owned(value.clone(), &limits()).unwrap(), &event);
+        let want = oracle_prepare(&event, ID, now, &limits());
+        prop_assert_eq!(event.clone().prepare(ID, now, &limits()), want.clone());
+        prop_assert_eq!(event.encode(ID, now, &limits()).map_err(FieldError::from), want);
+        // A tight entry limit fails both ways with the same size and message.
+        let tight = EventLimits { max_entry_bytes: 200, ..limits() };
+        let want = oracle_prepare(&event, ID, now, &tight);
+        prop_assert_eq!(event.clone().prepare(ID, now, &tight), want.clone());
+        match (event.encode(ID, now, &tight), want) {
+            (Err(PrepareError::TooLarge { size, limit }), Err(want)) => {
+                prop_assert_eq!(limit, 200);
+                let stated = format!("is {size} bytes");
+                prop_assert!(want.message.contains(&stated), "{}", want.message);
+            }
+            (got, want) => prop_assert_eq!(got.map_err(FieldError::from), want),
+        }
+    }
+
+    /// Validating a value by reference or by value gives the same event or the same
+    /// problems, in the same order.
+    #[test]
+    fn validate_owned_agrees_with_validate(value in mutated_event()) {
+        prop_assert_eq!(validate_owned(value.clone(), &limits()), validate(&value, &limits()));
+    }
+}
+
+#[test]
+fn encode_reports_the_size_of_an_oversized_entry() {
+    let mut event = minimal();
+    event["change"] = json!({"blob": "x".repeat(MAX_ENTRY_BYTES)});
+    let event = validate(&event, &limits()).unwrap();
+    let err = event.encode(ID, NOW, &limits()).unwrap_err();
+    let want = oracle_prepare(&event, ID, NOW, &limits()).unwrap_err();
+    let PrepareError::TooLarge { size, limit } = err.clone() else {
+        panic!("expected TooLarge, got {err:?}");
+    };
+    assert_eq!(limit, MAX_ENTRY_BYTES);
+    assert!(size > MAX_ENTRY_BYTES);
+    // The size is that of the entry the oracle builds, and prepare's error is the same text.
+    assert!(
+        want.message.contains(&format!("is {size} bytes")),
+        "{}",
+        want.message
+    );
+    assert_eq!(FieldError::from(err), want);
+    assert_eq!(event.prepare(ID, NOW, &limits()).unwrap_err(), want);
+}
+
+#[test]
+fn strings_are_escaped_as_rfc_8785_prescribes() {
+    let mut event = minimal();
+    let reason: String =
+        (0u8..0x20).map(char::from).collect::<String>() + "\"\\/\u{7f}\u{2028}\u{1F600}é";
+    event["reason"] = json!(reason);
+    let prepared = prepare(&event, NOW);
+    // Derived by hand from RFC 8785 §3.2.2.2: short escapes for \b \t \n \f \r, \u00xx in
+    // lowercase hex for the other controls, backslash before " and \, the rest as is.
+    let want = concat!(
+        r#""reason":"\u0000\u0001\u0002\u0003\u0004\u0005\u0006\u0007\b\t\n\u000b\f\r"#,
+        r#"\u000e\u000f\u0010\u0011\u0012\u0013\u0014\u0015\u0016\u0017\u0018\u0019\u001a"#,
+        r#"\u001b\u001c\u001d\u001e\u001f\"\\/"#,
+        "\u{7f}\u{2028}\u{1F600}é\","
+    );
+    let text = String::from_utf8(prepared.bytes).unwrap();
+    assert!(text.contains(want), "{text}");
 }

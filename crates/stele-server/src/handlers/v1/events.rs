@@ -9,8 +9,7 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
-use serde_json::Value;
-use stele_core::event::{self, Event, EventLimits, FieldError, PreparedEvent};
+use stele_core::event::{self, EventLimits, FieldError, PrepareError, PreparedEvent};
 use stele_core::timestamp::Timestamp;
 use stele_core::Hash;
 use stele_store::{EntryKey, NewEntry};
@@ -131,23 +130,19 @@ fn prepare_all(
             path: e.path,
             message: e.message,
         };
-        let ev = match event::validate(&item.value, limits) {
+        let ev = match event::validate_owned(item.value, limits) {
             Ok(ev) => ev,
             Err(errors) => {
                 problems.extend(errors.into_iter().map(problem));
                 continue;
             }
         };
-        let assigned = Uuid::now_v7();
-        match ev.clone().prepare(assigned, now, limits) {
+        match ev.encode(Uuid::now_v7(), now, limits) {
             Ok(p) => prepared.push(p),
-            Err(e) => match stored_size(&ev, assigned, now, limits) {
-                // `prepare` fails on a valid event only when the entry is too large.
-                Some(size) if size > max_entry_bytes(limits) => {
-                    oversize.get_or_insert((position, size));
-                }
-                _ => problems.push(problem(e)),
-            },
+            Err(PrepareError::TooLarge { size, .. }) => {
+                oversize.get_or_insert((position, size));
+            }
+            Err(e @ PrepareError::Internal(_)) => problems.push(problem(e.into())),
         }
     }
     if !problems.is_empty() {
@@ -169,24 +164,6 @@ fn prepare_all(
 /// bundles can frame.
 fn max_entry_bytes(limits: &EventLimits) -> usize {
     limits.max_entry_bytes.min(event::MAX_ENTRY_BYTES)
-}
-
-/// Size of the entry `prepare` would build, for the 413 message (its error does not carry
-/// the size). Mirrors `Event::prepare`: the client fields plus `id`, `time` and maybe
-/// `client_time_skewed`, in RFC 8785 form. Only the error message depends on it.
-fn stored_size(ev: &Event, assigned: Uuid, now: Timestamp, limits: &EventLimits) -> Option<usize> {
-    let Ok(Value::Object(mut stored)) = serde_json::to_value(ev) else {
-        return None;
-    };
-    let id = ev.id().unwrap_or(assigned);
-    stored.insert("id".to_owned(), Value::String(id.to_string()));
-    if ev.client_time_skewed(now, limits.client_time_tolerance_ns) {
-        stored.insert("client_time_skewed".to_owned(), Value::Bool(true));
-    }
-    stored.insert("time".to_owned(), Value::String(now.format()));
-    serde_json_canonicalizer::to_vec(&stored)
-        .ok()
-        .map(|b| b.len())
 }
 
 fn now() -> Result<Timestamp, ApiError> {
