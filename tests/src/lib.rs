@@ -24,8 +24,8 @@ pub use events::{
     acks, b64, client_fields, event, event_with_id, leaf_hash, new_id, unb64, Ack, Rng,
 };
 pub use server::{
-    checkpoint_size, http_client, public_key, run_stele, start_and_kill_after, verify, Server,
-    StartFailure,
+    checkpoint_size, create_token, http_client, public_key, run_stele, start_and_kill_after,
+    verify, Server, StartFailure, TestTokens,
 };
 
 /// Copies the directory tree `from` to `to` (files and directories only).

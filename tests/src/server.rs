@@ -38,6 +38,50 @@ pub struct Server {
     pub data: PathBuf,
     stderr: Arc<Mutex<String>>,
     client: Client,
+    tokens: Option<TestTokens>,
+    /// The lines it printed on stdout before `listening on`.
+    pub banner: Vec<String>,
+}
+
+/// The tokens a server started with [`Server::start_secured`] is driven with.
+#[derive(Clone, Debug)]
+pub struct TestTokens {
+    /// The first admin token (`DATA/admin.token`), if this start created it or it is still there.
+    pub admin: Option<String>,
+    /// A writer without bindings: [`Server::post`] sends it.
+    pub writer: String,
+    /// An auditor: [`Server::get`] sends it.
+    pub auditor: String,
+}
+
+/// `stele token create --data DATA --role ROLE EXTRA…`: the token printed on the last line.
+///
+/// # Panics
+///
+/// If the command fails.
+pub fn create_token(data: &Path, role: &str, extra: &[&str]) -> String {
+    let mut args = vec![
+        "token".as_ref(),
+        "create".as_ref(),
+        "--data".as_ref(),
+        data.as_os_str(),
+        "--role".as_ref(),
+        std::ffi::OsStr::new(role),
+    ];
+    args.extend(extra.iter().map(std::ffi::OsStr::new));
+    let out = run_stele(args);
+    assert!(
+        out.status.success(),
+        "stele token create --role {role} {extra:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8(out.stdout)
+        .expect("UTF-8 token")
+        .lines()
+        .last()
+        .expect("a token line")
+        .trim()
+        .to_owned()
 }
 
 /// A blocking client with a generous per-request timeout, never using a proxy.
@@ -50,8 +94,12 @@ pub fn http_client() -> Client {
 }
 
 impl Server {
-    /// Starts `stele serve --data DATA --listen 127.0.0.1:0 EXTRA…` and waits until it prints
-    /// its address and answers `GET /healthz` with 200.
+    /// Starts `stele serve --data DATA --listen 127.0.0.1:0 --no-auth EXTRA…` and waits until
+    /// it prints its address and answers `GET /healthz` with 200.
+    ///
+    /// The log is open (`--no-auth`): these tests are about storage, formats and the API's
+    /// answers, and count entries exactly, which the meta-log of an authenticated server
+    /// would change. [`Server::start_secured`] starts one with access control.
     ///
     /// # Panics
     ///
@@ -74,6 +122,51 @@ impl Server {
     ///
     /// If the process exits, or does not print its address within [`START_TIMEOUT`].
     pub fn try_start(data: &Path, extra: &[&str]) -> Result<Server, StartFailure> {
+        let mut args = extra.to_vec();
+        if !args.contains(&"--no-auth") {
+            args.push("--no-auth");
+        }
+        Server::launch(data, &args)
+    }
+
+    /// Starts `stele serve --data DATA --listen 127.0.0.1:0 EXTRA…` with authentication on,
+    /// then creates a writer and an auditor token (offline, on its data directory, as an
+    /// operator would) for [`Server::post`] and [`Server::get`] to send.
+    ///
+    /// # Panics
+    ///
+    /// If it does not come up; the message holds its stderr.
+    pub fn start_secured(data: &Path, extra: &[&str]) -> Server {
+        let mut server = Server::launch(data, extra).unwrap_or_else(|f| {
+            panic!(
+                "stele serve --data {} did not start (status {:?}); stderr:\n{}",
+                data.display(),
+                f.status,
+                f.stderr
+            )
+        });
+        let admin = std::fs::read_to_string(data.join("admin.token"))
+            .ok()
+            .map(|t| t.trim().to_owned());
+        let tokens = TestTokens {
+            admin,
+            writer: create_token(data, "writer", &[]),
+            auditor: create_token(data, "auditor", &[]),
+        };
+        // The first authenticated request makes the server load the new tokens and record
+        // their creation in the log, so the log's size is settled when this returns.
+        let (status, _) = server.get_as(Some(&tokens.auditor), "/v1/log");
+        assert_eq!(status, 200, "the new auditor token is refused");
+        server.tokens = Some(tokens);
+        server
+    }
+
+    /// The tokens of a server started with [`Server::start_secured`].
+    pub fn tokens(&self) -> Option<&TestTokens> {
+        self.tokens.as_ref()
+    }
+
+    fn launch(data: &Path, extra: &[&str]) -> Result<Server, StartFailure> {
         let mut child = Command::new(stele_bin())
             .arg("serve")
             .arg("--data")
@@ -98,6 +191,7 @@ impl Server {
             }
         });
         let deadline = Instant::now() + START_TIMEOUT;
+        let mut banner = Vec::new();
         let url = loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left.min(Duration::from_millis(100))) {
@@ -105,6 +199,7 @@ impl Server {
                     if let Some(rest) = line.trim().strip_prefix("listening on ") {
                         break rest.trim().trim_end_matches('/').to_owned();
                     }
+                    banner.push(line);
                 }
                 Err(mpsc::RecvTimeoutError::Timeout) => {}
                 Err(mpsc::RecvTimeoutError::Disconnected) => {
@@ -126,6 +221,8 @@ impl Server {
             data: data.to_path_buf(),
             stderr,
             client: http_client(),
+            tokens: None,
+            banner,
         };
         let deadline = Instant::now() + START_TIMEOUT;
         loop {
@@ -204,6 +301,9 @@ impl Server {
         body: impl Into<Body>,
     ) -> reqwest::Result<(u16, Value)> {
         let mut req = self.client.post(self.at("/v1/events")).body(body);
+        if let Some(t) = &self.tokens {
+            req = req.bearer_auth(&t.writer);
+        }
         if let Some(ct) = content_type {
             req = req.header(CONTENT_TYPE, ct);
         }
@@ -233,9 +333,20 @@ impl Server {
     ///
     /// On transport errors.
     pub fn get(&self, path: &str) -> (u16, Vec<u8>) {
-        let r = self
-            .client
-            .get(self.at(path))
+        self.get_as(self.tokens.as_ref().map(|t| t.auditor.as_str()), path)
+    }
+
+    /// `GET path` with `token` (none: no credentials): status and body bytes.
+    ///
+    /// # Panics
+    ///
+    /// On transport errors.
+    pub fn get_as(&self, token: Option<&str>, path: &str) -> (u16, Vec<u8>) {
+        let mut req = self.client.get(self.at(path));
+        if let Some(t) = token {
+            req = req.bearer_auth(t);
+        }
+        let r = req
             .send()
             .unwrap_or_else(|e| panic!("GET {path}: {e}; server stderr:\n{}", self.stderr()));
         let status = r.status().as_u16();
@@ -300,8 +411,8 @@ impl Drop for Server {
     }
 }
 
-/// Starts `stele serve` on `data` and SIGKILLs it after `delay`, whether or not it is ready
-/// by then: a crash during recovery or startup.
+/// Starts `stele serve --no-auth` on `data` (as [`Server::start`]) and SIGKILLs it after
+/// `delay`, whether or not it is ready by then: a crash during recovery or startup.
 pub fn start_and_kill_after(data: &Path, extra: &[&str], delay: Duration) {
     let mut child = Command::new(stele_bin())
         .arg("serve")
@@ -310,6 +421,7 @@ pub fn start_and_kill_after(data: &Path, extra: &[&str], delay: Duration) {
         .arg("--listen")
         .arg("127.0.0.1:0")
         .args(extra)
+        .args((!extra.contains(&"--no-auth")).then_some("--no-auth"))
         .stdin(Stdio::null())
         .stdout(Stdio::null())
         .stderr(Stdio::null())

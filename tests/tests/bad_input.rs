@@ -1,5 +1,8 @@
 //! Bad input is refused with the documented status and details, and never changes the log;
 //! a signing key others can read keeps the server from starting.
+//!
+//! The API test runs with authentication on (a writer token posts, an auditor token reads),
+//! as in production; its reads are meta-logged, so "unchanged" is checked before each read.
 #![allow(clippy::unwrap_used, clippy::indexing_slicing)]
 
 use std::io::Read;
@@ -74,7 +77,7 @@ fn event_of_len(len: usize) -> Value {
 fn bad_requests_are_refused_and_change_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    let server = Server::start(
+    let server = Server::start_secured(
         &data,
         &[
             "--max-body",
@@ -86,10 +89,12 @@ fn bad_requests_are_refused_and_change_nothing() {
     let json = Some("application/json");
     let ndjson = Some("application/x-ndjson");
 
-    // A few good events first, so "unchanged" is about a non-empty log.
+    // A few good events first, so "unchanged" is about a non-empty log. (The log already
+    // holds the meta-log's records of the tokens' creation.)
+    let base = server.size();
     let (status, answer) = server.post_json(&json!([event(1), event(2), event(3)]));
     assert_eq!(status, 200, "{answer}");
-    assert_eq!(server.size(), 3);
+    assert_eq!(server.size(), base + 3);
 
     // Malformed JSON: 400 with the line and column of the offending character.
     let body = "{\"actor\": {\"type\": \"user\", \"id\": \"alice\"},\n  \"action\": @\n}";

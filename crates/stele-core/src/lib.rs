@@ -9,20 +9,30 @@
 //! - [`tile`]: C2SP tlog-tiles coordinates, paths and entry-bundle encoding (height 8).
 //! - [`note`]: C2SP signed-note with Ed25519 keys (signer/verifier key strings, sign, open).
 //! - [`checkpoint`]: C2SP tlog-checkpoint bodies.
+//! - [`cosignature`]: C2SP tlog-cosignature (Ed25519 `cosignature/v1`) witness keys and
+//!   cosignatures, and witness policies (k of n).
+//! - [`witness`]: C2SP tlog-witness request and response bodies.
+//! - [`misbehaviour`]: portable proofs that a log signed two contradicting checkpoints.
 //! - [`event`]: the authorization/access event, schema v1: validation with JSON paths and the
 //!   canonical (RFC 8785) encoding that becomes the log entry.
+//! - [`bundle`]: offline evidence bundles (`stele-bundle/1`): events with inclusion proofs
+//!   against one signed checkpoint, and their verification.
 //! - [`timestamp`]: the fixed-width RFC 3339 UTC nanosecond timestamps the log assigns.
 //!
 //! What it leaves out: files, sockets, threads, async, clocks (callers pass the time in).
 #![warn(missing_docs)]
 #![deny(clippy::unwrap_used, clippy::indexing_slicing)]
 
+pub mod bundle;
 pub mod checkpoint;
+pub mod cosignature;
 pub mod event;
 pub mod hash;
 pub mod merkle;
+pub mod misbehaviour;
 pub mod note;
 pub mod tile;
 pub mod timestamp;
+pub mod witness;
 
 pub use hash::Hash;

@@ -376,6 +376,57 @@ pub fn verify_consistency(
         let (first, rest) = proof.split_first().ok_or(wrong_size)?;
         (*first, rest)
     };
+    let (fr, sr) = fold_consistency(from, to, seed, rest, wrong_size)?;
+    if fr != *from_root {
+        return Err(ProofError::FromRootMismatch);
+    }
+    if sr != *to_root {
+        return Err(ProofError::RootMismatch);
+    }
+    Ok(())
+}
+
+/// Reconstructs the old and the new root from a consistency proof in *full form*: the RFC 9162
+/// proof from `from` to `to`, with — only when `from` is a power of two — the hash of the
+/// subtree `[0, from)` *as the new tree holds it* put in front. (RFC 9162 leaves that hash out
+/// because a verifier that holds the old root supplies it; in full form the proof carries its
+/// own starting point.)
+///
+/// Verification of consistency is `consistency_roots(..) == (old root, new root)`. The
+/// function exists for the case where that fails: if the reconstructed new root equals a
+/// checkpoint's root, then (unless SHA-256 collides) the reconstructed old root *is* the root
+/// of the first `from` leaves of that tree, so an older checkpoint naming another root for
+/// size `from` contradicts it. That is what a proof of misbehaviour checks
+/// ([`crate::misbehaviour`]).
+///
+/// # Errors
+/// [`ProofError::SizeOutOfRange`] unless `1 <= from < to`; [`ProofError::WrongProofSize`]
+/// unless the proof has exactly the full form's number of hashes.
+pub fn consistency_roots(from: u64, to: u64, proof: &[Hash]) -> Result<(Hash, Hash), ProofError> {
+    if from == 0 || from >= to {
+        return Err(ProofError::SizeOutOfRange { from, to });
+    }
+    let expected = consistency_proof_len(from, to) + usize::from(from.is_power_of_two());
+    let wrong_size = ProofError::WrongProofSize {
+        expected,
+        got: proof.len(),
+    };
+    if proof.len() != expected {
+        return Err(wrong_size);
+    }
+    let (seed, rest) = proof.split_first().ok_or(wrong_size)?;
+    fold_consistency(from, to, *seed, rest, wrong_size)
+}
+
+/// The loop of RFC 9162 §2.1.4.2 from `seed` over `rest`: returns the old and the new root.
+/// `1 <= from < to` and the proof length are checked by the callers.
+fn fold_consistency(
+    from: u64,
+    to: u64,
+    seed: Hash,
+    rest: &[Hash],
+    wrong_size: ProofError,
+) -> Result<(Hash, Hash), ProofError> {
     let (mut fnode, mut snode) = (from - 1, to - 1);
     while fnode & 1 == 1 {
         fnode >>= 1;
@@ -402,13 +453,7 @@ pub fn verify_consistency(
     if snode != 0 {
         return Err(wrong_size);
     }
-    if fr != *from_root {
-        return Err(ProofError::FromRootMismatch);
-    }
-    if sr != *to_root {
-        return Err(ProofError::RootMismatch);
-    }
-    Ok(())
+    Ok((fr, sr))
 }
 
 /// [`Frontier::from_peaks`] was given peaks that do not fit the size.

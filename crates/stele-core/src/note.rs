@@ -29,7 +29,7 @@ pub const MAX_SIGNATURES: usize = 100;
 
 /// The literal prefix of a signer key string, which keeps it from being mistaken for a
 /// verifier key.
-const SIGNER_KEY_PREFIX: &str = "PRIVATE+KEY+";
+pub(crate) const SIGNER_KEY_PREFIX: &str = "PRIVATE+KEY+";
 
 /// The prefix of every signature line: em dash (U+2014) and a space.
 const SIG_PREFIX: &str = "\u{2014} ";
@@ -120,7 +120,7 @@ pub fn valid_key_name(name: &str) -> bool {
             .any(|c| c.is_whitespace() || c == '+' || c < '\u{20}')
 }
 
-fn check_name(name: &str) -> Result<(), NoteError> {
+pub(crate) fn check_name(name: &str) -> Result<(), NoteError> {
     if valid_key_name(name) {
         Ok(())
     } else {
@@ -154,6 +154,18 @@ fn check_text(text: &str) -> Result<(), NoteError> {
 /// Parses `<name>+<8 hex>+<base64(0x01 ‖ 32 bytes)>` into its name, key ID and key bytes.
 /// The key ID is only parsed here; callers check it once they know the public key.
 fn parse_key_parts(s: &str) -> Result<(&str, u32, [u8; 32]), NoteError> {
+    let (name, id, _alg, key) = parse_key_string(s, &[ALG_ED25519])?;
+    Ok((name, id, key))
+}
+
+/// Parses `<name>+<8 hex>+<base64(alg ‖ 32 bytes)>` for a signature type in `algs` (the
+/// key-string shape that other 32-byte key types, such as the tlog-cosignature type `0x04`,
+/// share with Ed25519 note keys). Returns the name, the key ID as written (not yet checked),
+/// the type byte and the key bytes.
+pub(crate) fn parse_key_string<'a>(
+    s: &'a str,
+    algs: &[u8],
+) -> Result<(&'a str, u32, u8, [u8; 32]), NoteError> {
     // The name cannot contain '+' but the base64 key can, so split at most twice.
     let mut parts = s.splitn(3, '+');
     let (Some(name), Some(id_hex), Some(key_b64)) = (parts.next(), parts.next(), parts.next())
@@ -184,13 +196,13 @@ fn parse_key_parts(s: &str) -> Result<(&str, u32, [u8; 32]), NoteError> {
     let (&alg, key) = raw.split_first().ok_or(NoteError::MalformedKey {
         reason: "key is empty",
     })?;
-    if alg != ALG_ED25519 {
+    if !algs.contains(&alg) {
         return Err(NoteError::UnsupportedAlgorithm { alg });
     }
     let key: [u8; 32] = key.try_into().map_err(|_| NoteError::MalformedKey {
         reason: "Ed25519 key is not 32 bytes",
     })?;
-    Ok((name, id, key))
+    Ok((name, id, alg, key))
 }
 
 fn check_key_id(name: &str, found: u32, pubkey: &VerifyingKey) -> Result<u32, NoteError> {
@@ -207,9 +219,14 @@ fn check_key_id(name: &str, found: u32, pubkey: &VerifyingKey) -> Result<u32, No
 }
 
 fn encode_key(name: &str, key_id: u32, key: &[u8; 32]) -> String {
+    encode_key_string(name, key_id, ALG_ED25519, key)
+}
+
+/// Encodes `<name>+<8 hex key ID>+<base64(alg ‖ key)>`.
+pub(crate) fn encode_key_string(name: &str, key_id: u32, alg: u8, key: &[u8; 32]) -> String {
     let mut raw = [0u8; 33];
-    let (alg, rest) = raw.split_at_mut(1);
-    alg.fill(ALG_ED25519);
+    let (alg_byte, rest) = raw.split_at_mut(1);
+    alg_byte.fill(alg);
     rest.copy_from_slice(key);
     format!("{name}+{key_id:08x}+{}", STANDARD.encode(raw))
 }
@@ -431,8 +448,13 @@ impl NoteSignature {
         format!("{SIG_PREFIX}{} {}\n", self.name, STANDARD.encode(raw))
     }
 
-    /// Parses one signature line (without its newline).
-    fn parse_line(line: &str) -> Result<Self, NoteError> {
+    /// Parses one signature line (without its newline), e.g. a line of a C2SP tlog-witness
+    /// `add-checkpoint` response.
+    ///
+    /// # Errors
+    ///
+    /// [`NoteError::MalformedNote`] naming the rule broken.
+    pub fn parse_line(line: &str) -> Result<Self, NoteError> {
         let malformed = |reason| NoteError::MalformedNote { reason };
         let rest = line.strip_prefix(SIG_PREFIX).ok_or(malformed(
             "signature line does not start with an em dash and a space",

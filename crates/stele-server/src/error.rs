@@ -6,6 +6,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 use serde_json::{json, Value};
+use stele_auth::Role;
 use stele_store::StoreError;
 
 /// The media types `POST /v1/events` accepts.
@@ -82,6 +83,33 @@ pub enum ApiError {
         /// The Content-Type received, if any.
         got: Option<String>,
     },
+    /// No credentials, or credentials that are not a valid token of this log (401 with
+    /// `WWW-Authenticate: Bearer`).
+    #[error("{message}")]
+    Unauthorized {
+        /// What is wrong; never contains the presented token.
+        message: String,
+        /// Credentials were sent but are invalid (RFC 6750 `error="invalid_token"`).
+        invalid_token: bool,
+    },
+    /// The principal's role may not use this route (403).
+    #[error("this route needs the {} role; this token has the {has} role", crate::auth::middleware::role_list(.needed))]
+    WrongRole {
+        /// The roles the route allows.
+        needed: Vec<Role>,
+        /// The principal's role.
+        has: Role,
+    },
+    /// The principal may use the route, but not for this (a writer naming another source or
+    /// tenant) (403).
+    #[error("{0}")]
+    Forbidden(String),
+    /// The principal's rate limit is spent (429 + Retry-After).
+    #[error("too many requests: this token's rate limit is spent; retry in {retry_after_secs} s")]
+    TooManyRequests {
+        /// Seconds until a request will be accepted again.
+        retry_after_secs: u64,
+    },
     /// No such resource (404).
     #[error("{0}")]
     NotFound(String),
@@ -118,6 +146,9 @@ impl ApiError {
             | ApiError::TooManyEvents { .. }
             | ApiError::EntryTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
             ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
+            ApiError::WrongRole { .. } | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
+            ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
@@ -159,6 +190,14 @@ impl ApiError {
                 },
                 "accepted": ACCEPTED_CONTENT_TYPES,
             }),
+            ApiError::WrongRole { needed, has } => json!({
+                "error": error,
+                "required_role": needed.iter().map(|r| r.as_str()).collect::<Vec<_>>(),
+                "role": has.as_str(),
+            }),
+            ApiError::TooManyRequests { retry_after_secs } => {
+                json!({ "error": error, "retry_after": retry_after_secs })
+            }
             ApiError::Conflict { id, index } => json!({
                 "error": error,
                 "id": id,
@@ -175,10 +214,40 @@ impl IntoResponse for ApiError {
         let status = self.status();
         tracing::warn!(status = status.as_u16(), error = %self, "request failed");
         let mut response = (status, Json(self.body())).into_response();
-        if matches!(self, ApiError::Overloaded) {
-            response
-                .headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        let headers = response.headers_mut();
+        match &self {
+            // Refused before the body was read: the connection cannot carry another request
+            // (the rest of the body is still on it), and saying so keeps clients from
+            // reusing it.
+            ApiError::BodyTooLarge { .. } | ApiError::UnsupportedMediaType { .. } => {
+                headers.insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            ApiError::Overloaded => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            ApiError::TooManyRequests { retry_after_secs } => {
+                headers.insert(header::RETRY_AFTER, HeaderValue::from(*retry_after_secs));
+            }
+            // RFC 6750 §3: the challenge, with `invalid_token` when credentials were sent.
+            ApiError::Unauthorized { invalid_token, .. } => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(if *invalid_token {
+                        "Bearer realm=\"stele\", error=\"invalid_token\""
+                    } else {
+                        "Bearer realm=\"stele\""
+                    }),
+                );
+            }
+            ApiError::WrongRole { .. } => {
+                headers.insert(
+                    header::WWW_AUTHENTICATE,
+                    HeaderValue::from_static(
+                        "Bearer realm=\"stele\", error=\"insufficient_scope\"",
+                    ),
+                );
+            }
+            _ => {}
         }
         response
     }
@@ -270,6 +339,54 @@ mod tests {
     }
 
     #[test]
+    fn access_errors_carry_their_challenge_and_retry_headers() {
+        let header = |e: ApiError, name: header::HeaderName| {
+            let r = e.into_response();
+            (
+                r.status(),
+                r.headers()
+                    .get(name)
+                    .map(|v| v.to_str().unwrap().to_owned()),
+            )
+        };
+        let missing = ApiError::Unauthorized {
+            message: "authentication required".to_owned(),
+            invalid_token: false,
+        };
+        assert_eq!(
+            header(missing, header::WWW_AUTHENTICATE),
+            (
+                StatusCode::UNAUTHORIZED,
+                Some("Bearer realm=\"stele\"".to_owned())
+            )
+        );
+        let invalid = ApiError::Unauthorized {
+            message: "invalid token".to_owned(),
+            invalid_token: true,
+        };
+        let (_, challenge) = header(invalid, header::WWW_AUTHENTICATE);
+        assert!(challenge.unwrap().contains("error=\"invalid_token\""));
+        let role = ApiError::WrongRole {
+            needed: vec![Role::Reader, Role::Auditor],
+            has: Role::Writer,
+        };
+        let body = role.body();
+        assert_eq!(
+            body["error"],
+            "this route needs the reader or auditor role; this token has the writer role"
+        );
+        assert_eq!(body["required_role"], json!(["reader", "auditor"]));
+        assert_eq!(role.status(), StatusCode::FORBIDDEN);
+        let limited = ApiError::TooManyRequests {
+            retry_after_secs: 3,
+        };
+        assert_eq!(
+            header(limited, header::RETRY_AFTER),
+            (StatusCode::TOO_MANY_REQUESTS, Some("3".to_owned()))
+        );
+    }
+
+    #[test]
     fn every_error_body_is_an_object_with_an_error_string() {
         let errors = [
             ApiError::InvalidEvents {
@@ -290,6 +407,18 @@ mod tests {
                 limit: 1,
             },
             ApiError::UnsupportedMediaType { got: None },
+            ApiError::Unauthorized {
+                message: "x".to_owned(),
+                invalid_token: true,
+            },
+            ApiError::WrongRole {
+                needed: vec![Role::Reader, Role::Auditor],
+                has: Role::Writer,
+            },
+            ApiError::Forbidden("x".to_owned()),
+            ApiError::TooManyRequests {
+                retry_after_secs: 1,
+            },
             ApiError::NotFound("x".to_owned()),
             ApiError::MethodNotAllowed,
             ApiError::Conflict {

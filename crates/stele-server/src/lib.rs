@@ -8,25 +8,34 @@
 //! - `GET /v1/proofs/inclusion` and `GET /v1/proofs/consistency` serve RFC 9162 §2.1.3 / §2.1.4
 //!   proofs.
 //! - `GET /checkpoint`, `GET /tile/…` implement the C2SP tlog-tiles read API byte-exactly
-//!   (tlog-tiles "Checkpoints", "Merkle Tree" and "Log Entries" sections).
+//!   (tlog-tiles "Checkpoints", "Merkle Tree" and "Log Entries" sections). With witnesses
+//!   configured ([`witnessing`]), the checkpoint carries their C2SP tlog-cosignatures.
 //! - `GET /v1/log`, `GET /healthz`, `GET /metrics` (OpenMetrics text), `GET /openapi.json`
 //!   (OpenAPI 3.1, with the event JSON Schema embedded) and `GET /schema/event-v1.schema.json`.
 //!
-//! What it leaves out: there is no update or delete route (the log is append-only), no
-//! authentication or TLS (run it behind a proxy that provides them), no query index (events
+//! - `/v1/admin/tokens` (create, list, revoke) manages API tokens.
+//!
+//! Access control ([`auth`]): with authentication on, every route but the public ones needs
+//! `Authorization: Bearer <token>` of a role the route allows; reads are meta-logged. Without
+//! it ([`AppState::enable_auth`] not called) the API is open.
+//!
+//! What it leaves out: there is no update or delete route for entries (the log is
+//! append-only), no TLS (run it behind a proxy that provides it), no query index (events
 //! are found by log index, id, or — for inclusion proofs — leaf hash).
 //!
 //! Every error is answered with a JSON body `{"error": "...", ...}` (see [`error::ApiError`]).
 
+pub mod auth;
 pub mod body;
 pub mod error;
 pub mod handlers;
 mod metrics;
 pub mod state;
+pub mod witnessing;
 
 use std::future::Future;
 
-use axum::routing::{get, post, MethodRouter};
+use axum::routing::{delete, get, post, MethodRouter};
 use axum::Router;
 
 pub use error::ApiError;
@@ -46,6 +55,10 @@ pub fn router(state: AppState) -> Router {
         .fallback(error::not_found)
         .layer(axum::middleware::from_fn_with_state(
             state.clone(),
+            auth::middleware::enforce,
+        ))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
             metrics::track,
         ))
         .layer(axum::extract::DefaultBodyLimit::disable())
@@ -54,7 +67,7 @@ pub fn router(state: AppState) -> Router {
 
 /// The route table: path template (axum syntax), method, handler. One entry per method, so
 /// the OpenAPI document can be checked against it.
-fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
+pub(crate) fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
     use handlers::{ops, tiles, v1};
     vec![
         ("/v1/events", "post", post(v1::events::append)),
@@ -80,6 +93,13 @@ fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
             "get",
             get(ops::event_schema),
         ),
+        ("/v1/admin/tokens", "post", post(auth::admin::create)),
+        ("/v1/admin/tokens", "get", get(auth::admin::list)),
+        (
+            "/v1/admin/tokens/{id}",
+            "delete",
+            delete(auth::admin::revoke),
+        ),
     ]
 }
 
@@ -96,7 +116,9 @@ pub async fn serve(
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(state))
+    // The peer address is kept for the meta-log (`actor.ip`).
+    let app = router(state).into_make_service_with_connect_info::<std::net::SocketAddr>();
+    axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
 }

@@ -1,14 +1,16 @@
 //! Shared state of the router: the store, the limits and the log's public identity.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
 
 use prometheus_client::registry::Registry;
 use stele_core::event::EventLimits;
 use stele_store::{Store, StoreError};
 
+use crate::auth::Auth;
 use crate::error::ApiError;
 use crate::metrics::HttpMetrics;
+use crate::witnessing::Witnessing;
 
 /// Settings of the API that are not the store's.
 #[derive(Clone, Copy, Debug)]
@@ -50,6 +52,8 @@ struct Inner {
     started: Instant,
     registry: Registry,
     http: HttpMetrics,
+    witnessing: Option<Witnessing>,
+    auth: OnceLock<Auth>,
 }
 
 impl AppState {
@@ -57,9 +61,23 @@ impl AppState {
     /// signing key). The store's metrics and the HTTP metrics are registered in one registry,
     /// served at `GET /metrics`.
     pub fn new(store: Store, config: ServerConfig) -> Self {
+        Self::with_witnessing(store, config, None)
+    }
+
+    /// Like [`AppState::new`], with witnesses: `GET /checkpoint` then serves what
+    /// `witnessing` decides (cosigned checkpoints), and its metrics join the registry. The
+    /// caller runs [`Witnessing::run`].
+    pub fn with_witnessing(
+        store: Store,
+        config: ServerConfig,
+        witnessing: Option<Witnessing>,
+    ) -> Self {
         let mut registry = Registry::default();
         let http = HttpMetrics::register(&mut registry);
         store.register_metrics(&mut registry);
+        if let Some(w) = &witnessing {
+            w.register_metrics(&mut registry);
+        }
         AppState(Arc::new(Inner {
             origin: store.origin().to_owned(),
             verifier_key: store.verifier_key().to_owned(),
@@ -68,7 +86,28 @@ impl AppState {
             started: Instant::now(),
             registry,
             http,
+            witnessing,
+            auth: OnceLock::new(),
         }))
+    }
+
+    /// Turns authentication on: from now on every request is checked by `auth` (see
+    /// [`crate::auth`]). Without it the API is open. Call before serving.
+    ///
+    /// # Errors
+    /// Gives `auth` back if authentication is already on.
+    pub fn enable_auth(&self, auth: Auth) -> Result<(), Auth> {
+        self.0.auth.set(auth)
+    }
+
+    /// The authentication state, if authentication is on.
+    pub fn auth(&self) -> Option<&Auth> {
+        self.0.auth.get()
+    }
+
+    /// The witnessing configuration, if witnesses are configured.
+    pub fn witnessing(&self) -> Option<&Witnessing> {
+        self.0.witnessing.as_ref()
     }
 
     /// The store.

@@ -2,7 +2,11 @@
 //!
 //! Error answers become [`Failure::Http`] (exit 1) carrying the server's JSON error; failing to
 //! reach the server at all is an environment problem (exit 2).
+//!
+//! Every request carries `Authorization: Bearer <token>` when a token was given (the global
+//! `--token` option or `STELE_TOKEN`, set once by `main` through [`set_token`]).
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
@@ -11,6 +15,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use stele_core::checkpoint::{open_checkpoint, Checkpoint};
 use stele_core::note::NoteVerifier;
+use stele_core::tile::{TileKind, TilePath, TILE_WIDTH};
 use stele_core::Hash;
 
 use crate::exit::Failure;
@@ -42,6 +47,30 @@ pub struct ConsistencyProof {
     pub hashes: Vec<Hash>,
 }
 
+/// The API token every [`Client`] sends, if any.
+static TOKEN: OnceLock<Option<String>> = OnceLock::new();
+
+/// Sets the API token for every client this process makes. Only the first call counts.
+pub fn set_token(token: Option<String>) {
+    let _ = TOKEN.set(token.filter(|t| !t.trim().is_empty()));
+}
+
+/// The `Authorization` header for the configured token, marked sensitive so it is never
+/// printed in debug output.
+fn auth_headers() -> Result<reqwest::header::HeaderMap> {
+    let mut headers = reqwest::header::HeaderMap::new();
+    if let Some(Some(token)) = TOKEN.get() {
+        // The message must not echo the token.
+        let mut value = reqwest::header::HeaderValue::from_str(&format!("Bearer {}", token.trim()))
+            .map_err(|_| {
+                anyhow::anyhow!("--token / STELE_TOKEN holds characters a header cannot carry")
+            })?;
+        value.set_sensitive(true);
+        headers.insert(reqwest::header::AUTHORIZATION, value);
+    }
+    Ok(headers)
+}
+
 /// A client bound to one server's base URL.
 pub struct Client {
     http: reqwest::blocking::Client,
@@ -64,6 +93,7 @@ impl Client {
             .connect_timeout(Duration::from_secs(10))
             .timeout(Duration::from_secs(300))
             .user_agent(concat!("stele/", env!("CARGO_PKG_VERSION")))
+            .default_headers(auth_headers()?)
             .build()
             .context("building the HTTP client")?;
         Ok(Client {
@@ -80,6 +110,11 @@ impl Client {
     /// A POST request to `path`, to be sent with [`Client::send`].
     pub fn post(&self, path: &str) -> RequestBuilder {
         self.http.post(self.url(path))
+    }
+
+    /// A DELETE request to `path`, to be sent with [`Client::send`].
+    pub fn delete(&self, path: &str) -> RequestBuilder {
+        self.http.delete(self.url(path))
     }
 
     /// Sends a request; any answer (success or not) is returned.
@@ -171,13 +206,43 @@ impl Client {
             .map_err(|_| Failure::verification("the checkpoint is not UTF-8"))?;
         Ok((cp, note))
     }
+
+    /// Fetches tile `index` of `kind` holding `width` (1..=256) items. A partial tile the log
+    /// no longer serves is read as the prefix of the full tile (tlog-tiles lets logs drop
+    /// partial tiles once the full one exists); the caller reads only the first `width` items.
+    ///
+    /// # Errors
+    /// [`Failure::Verification`] if a full tile is missing (404); HTTP and connection errors.
+    pub fn tile(&self, kind: TileKind, index: u64, width: u64) -> Result<Vec<u8>> {
+        let partial = (width < TILE_WIDTH)
+            .then(|| u16::try_from(width))
+            .transpose()
+            .context("tile width")?;
+        let path = TilePath::new(kind, index, partial).context("tile path")?;
+        if let Some(data) = self.get_bytes_if_found(&format!("/{path}"))? {
+            return Ok(data);
+        }
+        if partial.is_none() {
+            return Err(Failure::verification(format!(
+                "{} is missing (404) though the checkpoint covers it",
+                self.url(&format!("/{path}"))
+            ))
+            .into());
+        }
+        let full = TilePath::new(kind, index, None).context("tile path")?;
+        self.get_bytes(&format!("/{full}"))
+            .with_context(|| format!("/{path} is gone (404), and so is the full tile"))
+    }
 }
 
 /// Turns an error answer into a [`Failure::Http`], keeping the server's (JSON) body.
 pub fn http_failure(method: &'static str, resp: Response) -> Failure {
     let status = resp.status().as_u16();
     let url = resp.url().to_string();
-    let body = resp.text().unwrap_or_default().trim().to_string();
+    let mut body = resp.text().unwrap_or_default().trim().to_string();
+    if status == 401 && !matches!(TOKEN.get(), Some(Some(_))) {
+        body.push_str(" (no token was sent: pass --token or set STELE_TOKEN)");
+    }
     Failure::Http {
         method,
         url,

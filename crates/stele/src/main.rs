@@ -38,6 +38,15 @@ use clap::{Parser, Subcommand};
 struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// API token sent as `Authorization: Bearer` by commands that talk to a server.
+    #[arg(
+        long,
+        global = true,
+        env = "STELE_TOKEN",
+        hide_env_values = true,
+        value_name = "TOKEN"
+    )]
+    token: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -56,6 +65,18 @@ enum Command {
     Proof(cmd::proof::ProofArgs),
     /// Verify a log: a data directory offline, or a server against a trusted key.
     Verify(cmd::verify::VerifyArgs),
+    /// Write an offline evidence bundle: the events of a time window with their proofs.
+    Export(cmd::export::ExportArgs),
+    /// Check an evidence bundle offline against the log's key.
+    VerifyBundle(cmd::verify_bundle::VerifyBundleArgs),
+    /// Make a compliance report (HTML or Markdown) from an evidence bundle.
+    Report(cmd::report::ReportArgs),
+    /// Run a C2SP tlog-witness that cosigns logs' checkpoints (or show its key).
+    Witness(cmd::witness::WitnessArgs),
+    /// Check a proof of misbehaviour (two contradicting signed checkpoints) offline.
+    VerifyMisbehaviour(cmd::verify_misbehaviour::VerifyMisbehaviourArgs),
+    /// Manage API tokens: offline on a data directory, or over a server's admin API.
+    Token(cmd::token::TokenArgs),
     /// Measure append, HTTP, proof and verify rates beside the disk's and SHA-256's limits.
     Bench(cmd::bench::BenchArgs),
 }
@@ -73,8 +94,9 @@ fn main() -> ExitCode {
 
 /// Runs one subcommand. Errors that are [`exit::Failure`]s exit with 1, all others with 2.
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
-    let serving = matches!(cli.command, Command::Serve(_));
+    let serving = matches!(cli.command, Command::Serve(_) | Command::Witness(_));
     init_tracing(if serving { "info" } else { "warn" });
+    client::set_token(cli.token);
     match cli.command {
         Command::Serve(args) => cmd::serve::run(args),
         Command::Keygen(args) => cmd::keygen::run(args),
@@ -83,6 +105,12 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Get(args) => cmd::get::run(args),
         Command::Proof(args) => cmd::proof::run(args),
         Command::Verify(args) => cmd::verify::run(args),
+        Command::Export(args) => cmd::export::run(args),
+        Command::VerifyBundle(args) => cmd::verify_bundle::run(args),
+        Command::Report(args) => cmd::report::run(args),
+        Command::Witness(args) => cmd::witness::run(args),
+        Command::VerifyMisbehaviour(args) => cmd::verify_misbehaviour::run(&args),
+        Command::Token(args) => cmd::token::run(args),
         Command::Bench(args) => cmd::bench::run(&args).map(|()| ExitCode::SUCCESS),
     }
 }

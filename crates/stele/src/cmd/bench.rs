@@ -65,6 +65,10 @@ pub struct BenchArgs {
     /// Concurrent connections for the single-event HTTP bench.
     #[arg(long, default_value_t = 64)]
     pub connections: usize,
+    /// Run the HTTP benches twice, without and with authentication (a writer token on every
+    /// request, checked and rate-limited as in production), and print the difference.
+    #[arg(long)]
+    pub auth: bool,
 }
 
 /// Runs the selected benches, printing one line per figure.
@@ -96,12 +100,32 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         append(scratch.path(), args)?;
     }
     if on(Bench::HttpBatch) || on(Bench::HttpSingle) {
-        http(
-            scratch.path(),
-            args,
-            on(Bench::HttpBatch),
-            on(Bench::HttpSingle),
-        )?;
+        let (batch, single) = (on(Bench::HttpBatch), on(Bench::HttpSingle));
+        let mut open = http(&scratch.path().join("http"), args, batch, single, false)?;
+        if args.auth {
+            // Alternate off/on twice and keep each one's best run, so a burst of noise
+            // from other processes does not decide the comparison.
+            let mut authed = http(&scratch.path().join("http-auth"), args, batch, single, true)?;
+            let open2 = http(&scratch.path().join("http2"), args, batch, single, false)?;
+            let authed2 = http(
+                &scratch.path().join("http-auth2"),
+                args,
+                batch,
+                single,
+                true,
+            )?;
+            for (best, again) in [(&mut open, open2), (&mut authed, authed2)] {
+                for ((_, b), (_, a)) in best.iter_mut().zip(again) {
+                    *b = b.max(a);
+                }
+            }
+            for ((what, off), (_, with)) in open.iter().zip(&authed) {
+                println!(
+                    "{what}: authentication costs {:+.1}% (best of two: {off:.0} -> {with:.0} events/s)",
+                    (off - with) / off * 100.0
+                );
+            }
+        }
     }
     if on(Bench::Proof) || on(Bench::Verify) {
         proof_and_verify(scratch.path(), args, on(Bench::Proof), on(Bench::Verify))?;
@@ -256,6 +280,34 @@ fn peak_rss_mib() -> u64 {
         .unwrap_or(0)
 }
 
+/// The highest resident set size seen while it runs, sampled every 5 ms by a thread.
+struct PeakRss {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl PeakRss {
+    fn start() -> PeakRss {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut peak = current_rss_mib();
+            while !flag.load(Ordering::Relaxed) {
+                peak = peak.max(current_rss_mib());
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            peak.max(current_rss_mib())
+        });
+        PeakRss { stop, thread }
+    }
+
+    /// Stops sampling; the peak in MiB.
+    fn stop(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap_or(0)
+    }
+}
+
 fn current_rss_mib() -> u64 {
     std::fs::read_to_string("/proc/self/status")
         .ok()
@@ -286,13 +338,47 @@ fn sample_event(i: u64, size: usize) -> String {
     e
 }
 
-fn http(dir: &Path, args: &BenchArgs, batch: bool, single: bool) -> Result<()> {
-    let (store, _) = open_store(&dir.join("http"))?;
+/// Runs the HTTP benches on a fresh log in `dir`; with `auth`, every request carries a writer
+/// token and passes the production authentication path (token file check, constant-time
+/// digest comparison, per-principal rate limiter with a limit the bench never reaches).
+/// Returns each bench's name and rate.
+fn http(
+    dir: &Path,
+    args: &BenchArgs,
+    batch: bool,
+    single: bool,
+    auth: bool,
+) -> Result<Vec<(&'static str, f64)>> {
+    let (store, _) = open_store(dir)?;
     let server_rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(num_cpus())
         .enable_all()
         .build()?;
-    let state = stele_server::AppState::new(store.clone(), stele_server::ServerConfig::default());
+    let config = stele_server::ServerConfig::default();
+    let state = stele_server::AppState::new(store.clone(), config);
+    let token = if auth {
+        let spec = stele_auth::NewToken {
+            role: Some(stele_auth::Role::Writer),
+            ..stele_auth::NewToken::default()
+        };
+        let (token, _) = stele_auth::TokenStore::new(dir)
+            .create(&spec, "bench", bench_now()?)
+            .context("creating the bench's writer token")?;
+        let settings = stele_server::auth::AuthSettings {
+            rate_limit: std::num::NonZeroU32::new(u32::MAX / 4),
+            ..Default::default()
+        };
+        let auth = stele_server::auth::Auth::open(dir, store.clone(), config.limits, settings)
+            .context("turning authentication on")?;
+        if state.enable_auth(auth).is_err() {
+            bail!("authentication was already on");
+        }
+        Some(token.expose().to_owned())
+    } else {
+        None
+    };
+    let label = if auth { ", auth on" } else { "" };
+    let mut rates = Vec::new();
     let listener = server_rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
     let addr = listener.local_addr()?;
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -317,8 +403,10 @@ fn http(dir: &Path, args: &BenchArgs, batch: bool, single: bool) -> Result<()> {
             body,
             "application/x-ndjson",
             per_req as u64,
+            token.as_deref(),
         ))?;
-        println!("http batched (NDJSON, {per_req} events/request, 8 connections): {:.0} events/s over {secs:.1} s", n as f64 / secs);
+        println!("http batched (NDJSON, {per_req} events/request, 8 connections{label}): {:.0} events/s over {secs:.1} s", n as f64 / secs);
+        rates.push(("http batched", n as f64 / secs));
     }
     if single {
         let body = sample_event(1, args.entry_size);
@@ -329,14 +417,25 @@ fn http(dir: &Path, args: &BenchArgs, batch: bool, single: bool) -> Result<()> {
             body,
             "application/json",
             1,
+            token.as_deref(),
         ))?;
         let commits_before = store.metrics().commits.get();
-        println!("http single (1 event/request, {} connections): {:.0} events/s over {secs:.1} s ({} group commits in all so far)", args.connections, n as f64 / secs, commits_before);
+        println!("http single (1 event/request, {} connections{label}): {:.0} events/s over {secs:.1} s ({} group commits in all so far)", args.connections, n as f64 / secs, commits_before);
+        rates.push(("http single", n as f64 / secs));
     }
     let _ = stop_tx.send(());
     let _ = server_rt.block_on(server);
     store.close()?;
-    Ok(())
+    Ok(rates)
+}
+
+fn bench_now() -> Result<stele_core::timestamp::Timestamp> {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_nanos();
+    Ok(stele_core::timestamp::Timestamp::from_unix_nanos(
+        i64::try_from(nanos).context("the clock is past 2262")?,
+    ))
 }
 
 /// Sends `body` from `conns` concurrent connections for `dur`; returns (events acked, secs).
@@ -347,7 +446,9 @@ async fn load(
     body: String,
     ctype: &'static str,
     per_req: u64,
+    token: Option<&str>,
 ) -> Result<(u64, f64)> {
+    let authorization = token.map(|t| format!("Bearer {t}"));
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(conns)
         .build()?;
@@ -357,6 +458,7 @@ async fn load(
     let start = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..conns {
+        let authorization = authorization.clone();
         let (client, url, body, done, stop, failed) = (
             client.clone(),
             url.to_string(),
@@ -367,13 +469,11 @@ async fn load(
         );
         tasks.push(tokio::spawn(async move {
             while !stop.load(Ordering::Relaxed) {
-                match client
-                    .post(&url)
-                    .header("content-type", ctype)
-                    .body(body.clone())
-                    .send()
-                    .await
-                {
+                let mut req = client.post(&url).header("content-type", ctype);
+                if let Some(a) = &authorization {
+                    req = req.header("authorization", a);
+                }
+                match req.body(body.clone()).send().await {
                     Ok(r) if r.status().is_success() => {
                         let _ = r.bytes().await;
                         done.fetch_add(per_req, Ordering::Relaxed);
@@ -401,8 +501,9 @@ async fn load(
 
 fn proof_and_verify(dir: &Path, args: &BenchArgs, proof: bool, verify: bool) -> Result<()> {
     let n = args.proof_log_size;
-    // Small entries keep the scratch log small; proof cost depends on the tree, not entry size.
-    let entry_size = 64usize;
+    // Entries of the benched size: proof cost depends only on the tree, but verification
+    // re-hashes every entry, so its rate is only meaningful at the real size.
+    let entry_size = args.entry_size;
     let ldir = dir.join("proof");
     let (store, verifier) = open_store(&ldir)?;
     let rss0 = current_rss_mib();
@@ -456,11 +557,13 @@ fn proof_and_verify(dir: &Path, args: &BenchArgs, proof: bool, verify: bool) -> 
     drop(store);
     if verify {
         let rss0 = current_rss_mib();
+        let peak = PeakRss::start();
         let t = Instant::now();
         let report =
             stele_store::verify_dir(&ldir, &verifier).map_err(|e| anyhow::anyhow!("{e}"))?;
         let secs = t.elapsed().as_secs_f64();
-        println!("verify: offline over {} entries: {:.0} entries/s ({secs:.1} s); RSS {} MiB before, {} MiB after", report.entries, report.entries as f64 / secs, rss0, current_rss_mib());
+        let peak = peak.stop();
+        println!("verify: offline over {} entries of {entry_size} B: {:.0} entries/s, {:.0} MB/s ({secs:.1} s); RSS {} MiB before, peak {} MiB during", report.entries, report.entries as f64 / secs, (report.entries as f64 * entry_size as f64) / secs / 1e6, rss0, peak);
     }
     Ok(())
 }

@@ -2,9 +2,15 @@
 
 pub mod append;
 pub mod bench;
+pub mod export;
 pub mod get;
 pub mod key;
 pub mod keygen;
 pub mod proof;
+pub mod report;
 pub mod serve;
+pub mod token;
 pub mod verify;
+pub mod verify_bundle;
+pub mod verify_misbehaviour;
+pub mod witness;

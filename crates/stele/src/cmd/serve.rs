@@ -9,10 +9,13 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use stele_core::event::entry_key;
+use stele_server::witnessing::{parse_witness_arg, WitnessConfig, Witnessing};
 use stele_server::{AppState, ServerConfig};
 use stele_store::{datadir, EntryKey, Store, StoreOptions};
 
 use crate::{paths, units};
+
+mod access;
 
 /// Arguments of `stele serve`.
 #[derive(Debug, Args)]
@@ -33,6 +36,19 @@ pub struct ServeArgs {
     /// Largest accepted request body (e.g. 1048576, 16MiB).
     #[arg(long, value_name = "BYTES", default_value = "16MiB", value_parser = units::parse_bytes)]
     max_body: usize,
+    /// A C2SP tlog-witness to submit every new checkpoint to: its URL (the prefix of
+    /// /add-checkpoint) and its cosignature verifier key. Repeat for several witnesses.
+    #[arg(long = "witness", value_name = "URL=VKEY", value_parser = parse_witness_arg)]
+    witnesses: Vec<WitnessConfig>,
+    /// Serve at /checkpoint only checkpoints cosigned by at least K of the witnesses (the
+    /// previous one until a newer one is) [default: serve every checkpoint at once].
+    #[arg(long, value_name = "K", requires = "witnesses")]
+    witness_quorum: Option<usize>,
+    /// Time limit of each request to a witness (e.g. 500ms, 10s).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = units::parse_duration, requires = "witnesses")]
+    witness_timeout: Duration,
+    #[command(flatten)]
+    access: access::AccessArgs,
 }
 
 /// The idempotency key of a stored event, recomputed from its bytes: how the store rebuilds
@@ -55,6 +71,19 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         "--checkpoint-interval must be more than zero"
     );
     anyhow::ensure!(args.max_body > 0, "--max-body must be more than zero");
+    let witnessing = if args.witnesses.is_empty() {
+        None
+    } else {
+        anyhow::ensure!(
+            !args.witness_timeout.is_zero(),
+            "--witness-timeout must be more than zero"
+        );
+        let quorum = args.witness_quorum.unwrap_or(0);
+        Some(
+            Witnessing::new(args.witnesses.clone(), quorum, args.witness_timeout)
+                .context("--witness / --witness-quorum")?,
+        )
+    };
     let dir = paths::data_dir(args.data.as_deref())?;
     let (signer, created) =
         datadir::open_or_init(&dir, args.origin.as_deref()).with_context(|| {
@@ -73,6 +102,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         Store::open(opts).with_context(|| format!("opening the log in {}", dir.display()))?;
     let report = store.recovery_report();
     tracing::info!(size = store.size(), recovery = ?report, "log opened");
+    let access = access::prepare(&args.access, &dir)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -92,14 +122,30 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         writeln!(out, "origin: {}", store.origin())?;
         writeln!(out, "verifier key: {}", store.verifier_key())?;
         writeln!(out, "data: {}", dir.display())?;
+        access.announce(&mut out, &dir)?;
         writeln!(out, "listening on http://{addr}")?;
         out.flush()?;
         drop(out);
         tracing::info!(%addr, "serving");
-        let state = AppState::new(store.clone(), config);
-        stele_server::serve(listener, state, shutdown_signal())
+        let state = AppState::with_witnessing(store.clone(), config, witnessing.clone());
+        // Before the first request is served (the listener only queues connections so far).
+        access.enable(&dir, &state, &store, config.limits).await?;
+        // Witness submissions run beside the server and never hold up appends.
+        let submitting = witnessing.map(|w| {
+            tracing::info!(
+                witnesses = w.witnesses().len(),
+                quorum = w.quorum(),
+                "submitting checkpoints to witnesses"
+            );
+            tokio::spawn(w.run(store.clone()))
+        });
+        let served = stele_server::serve(listener, state, shutdown_signal())
             .await
-            .context("serving HTTP")
+            .context("serving HTTP");
+        if let Some(task) = submitting {
+            task.abort();
+        }
+        served
     });
     // Close even when serving failed, so acknowledged appends get their final checkpoint.
     let closed = store.close().context("closing the log");
@@ -112,7 +158,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
 }
 
 /// Completes on the first SIGINT or SIGTERM.
-async fn shutdown_signal() {
+pub(crate) async fn shutdown_signal() {
     let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
         Ok(s) => Some(s),
         Err(e) => {

@@ -15,6 +15,7 @@ use stele_core::Hash;
 use stele_store::{EntryKey, NewEntry};
 use uuid::Uuid;
 
+use crate::auth::{Caller, Returned};
 use crate::body::{self, Item};
 use crate::error::{ApiError, Problem, MAX_PROBLEMS};
 use crate::state::AppState;
@@ -48,15 +49,19 @@ pub struct AppendedEntry {
     pub duplicate: bool,
 }
 
-/// `POST /v1/events`: validates every event, then appends all of them or none.
+/// `POST /v1/events`: validates every event, then appends all of them or none. A writer
+/// bound to a source or tenants gets them stamped on each event that leaves them out.
 ///
 /// # Errors
 ///
 /// 415 for an unknown Content-Type, 413 for a body, event count or entry over its limit, 400
-/// for malformed JSON or invalid events (every problem listed), 409 when an id is already in
-/// the log with other content, 503 when the store is busy or refuses writes.
+/// for malformed JSON or invalid events (every problem listed), 403 when an event names a
+/// source or tenant the writer may not write (or the meta-log's reserved source), 409 when
+/// an id is already in the log with other content, 503 when the store is busy or refuses
+/// writes.
 pub async fn append(
     State(state): State<AppState>,
+    caller: Caller,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<AppendResponse>, ApiError> {
@@ -69,7 +74,8 @@ pub async fn append(
     // to another thread and back.
     let config = *state.config();
     let work = move || {
-        let items = body::parse(&bytes, format, config.max_events)?;
+        let mut items = body::parse(&bytes, format, config.max_events)?;
+        bind_all(&caller, &mut items)?;
         prepare_all(items, &config.limits, now)
     };
     let prepared = if bytes_len < INLINE_BODY_BYTES {
@@ -112,6 +118,23 @@ pub async fn append(
         })
         .collect();
     Ok(Json(AppendResponse { entries }))
+}
+
+/// Applies the writer's source and tenant binding to every event (before validation, so a
+/// stamped field is validated like a sent one); the first event that breaks it refuses the
+/// whole request.
+fn bind_all(caller: &Caller, items: &mut [Item]) -> Result<(), ApiError> {
+    for (position, item) in items.iter_mut().enumerate() {
+        if let Some(event) = item.value.as_object_mut() {
+            stele_auth::policy::bind_event(caller.principal(), event).map_err(|e| {
+                ApiError::Forbidden(match item.index {
+                    Some(_) => format!("event {position}: {e}; nothing was appended"),
+                    None => format!("{e}; nothing was appended"),
+                })
+            })?;
+        }
+    }
+    Ok(())
 }
 
 /// Validates and canonicalises every event, collecting every problem of every event.
@@ -166,7 +189,11 @@ fn max_entry_bytes(limits: &EventLimits) -> usize {
     limits.max_entry_bytes.min(event::MAX_ENTRY_BYTES)
 }
 
-fn now() -> Result<Timestamp, ApiError> {
+/// The wall clock as a log timestamp.
+///
+/// # Errors
+/// A clock outside 1970..2262.
+pub(crate) fn now() -> Result<Timestamp, ApiError> {
     let since_epoch = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_err(|_| ApiError::Internal("system clock is before 1970".to_owned()))?;
@@ -176,13 +203,15 @@ fn now() -> Result<Timestamp, ApiError> {
 }
 
 /// `GET /v1/events/{index_or_id}`: the stored entry, byte for byte, with its index in the
-/// `Stele-Index` header.
+/// `Stele-Index` header. A reader gets only entries of its tenants; any other is answered
+/// exactly as a missing one.
 ///
 /// # Errors
 ///
 /// 400 if the path segment is neither a decimal index nor a UUID, 404 if no such entry.
 pub async fn get_event(
     State(state): State<AppState>,
+    caller: Caller,
     key: Result<Path<String>, PathRejection>,
 ) -> Result<Response, ApiError> {
     let Path(key) = key?;
@@ -199,11 +228,18 @@ pub async fn get_event(
             "{key:?} is neither a decimal log index nor a UUID"
         )));
     };
+    let missing = || match Uuid::try_parse(&key) {
+        Ok(id) => ApiError::NotFound(format!("no event with id {id}")),
+        Err(_) => ApiError::NotFound(format!("no entry at index {index}")),
+    };
     if index >= state.store().size() {
-        return Err(ApiError::NotFound(format!("no entry at index {index}")));
+        return Err(missing());
     }
     let entry = state.with_store(move |s| s.entry(index)).await?;
-    Ok((
+    if !caller.may_see(stele_auth::policy::entry_tenant(&entry).as_deref()) {
+        return Ok(withheld(missing(), index));
+    }
+    let mut response = (
         StatusCode::OK,
         [
             (
@@ -214,5 +250,23 @@ pub async fn get_event(
         ],
         entry,
     )
-        .into_response())
+        .into_response();
+    response.extensions_mut().insert(Returned {
+        entries: 1,
+        index: Some(index),
+        withheld: false,
+    });
+    Ok(response)
+}
+
+/// The answer for an entry the caller may not see: `not_found`, exactly as for a missing
+/// entry, marked for the meta-log.
+pub(crate) fn withheld(not_found: ApiError, index: u64) -> Response {
+    let mut response = not_found.into_response();
+    response.extensions_mut().insert(Returned {
+        entries: 0,
+        index: Some(index),
+        withheld: true,
+    });
+    response
 }

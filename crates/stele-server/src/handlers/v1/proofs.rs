@@ -8,12 +8,15 @@ use std::collections::HashMap;
 
 use axum::extract::rejection::QueryRejection;
 use axum::extract::{Query, State};
+use axum::response::{IntoResponse, Response};
 use axum::Json;
 use serde::Serialize;
 use stele_core::Hash;
 use uuid::Uuid;
 
+use crate::auth::{Caller, Returned};
 use crate::error::ApiError;
+use crate::handlers::v1::events::withheld;
 use crate::state::AppState;
 
 /// Answer of `GET /v1/proofs/inclusion`.
@@ -54,11 +57,13 @@ type Params = Result<Query<HashMap<String, String>>, QueryRejection>;
 ///
 /// 400 unless exactly one of `index`, `id` and `leaf_hash` is given, `index < tree_size` and
 /// `tree_size` is at most the log's size; 404 for an unknown id or when no checkpoint exists
-/// to default `tree_size` to.
+/// to default `tree_size` to. A reader gets proofs only for entries of its tenants; for any
+/// other entry, and for an index past the log, it gets the 404 of a missing entry.
 pub async fn inclusion(
     State(state): State<AppState>,
+    caller: Caller,
     params: Params,
-) -> Result<Json<InclusionResponse>, ApiError> {
+) -> Result<Response, ApiError> {
     let Query(params) = params?;
     check_known(&params, &["index", "id", "leaf_hash", "tree_size"])?;
     let latest = state.store().latest_checkpoint();
@@ -72,19 +77,28 @@ pub async fn inclusion(
             "tree_size {tree_size} is larger than the log, which holds {size} entries"
         )));
     }
+    // What a missing entry is answered with, by how it was asked for.
+    let missing: ApiError;
     let index = match (
         number(&params, "index")?,
         params.get("id"),
         params.get("leaf_hash"),
     ) {
-        (Some(index), None, None) => index,
+        (Some(index), None, None) => {
+            missing = ApiError::NotFound(format!("no entry at index {index}"));
+            index
+        }
         (None, Some(id), None) => {
             let id = Uuid::try_parse(id)
                 .map_err(|_| ApiError::BadRequest(format!("id {id:?} is not a UUID")))?;
-            state
+            missing = ApiError::NotFound(format!("no event with id {id}"));
+            match state
                 .with_store(move |s| s.index_of(&id.into_bytes()))
                 .await?
-                .ok_or_else(|| ApiError::NotFound(format!("no event with id {id}")))?
+            {
+                Some(index) => index,
+                None => return Err(missing),
+            }
         }
         (None, None, Some(leaf)) => {
             let hash = Hash::from_base64(leaf)
@@ -94,10 +108,11 @@ pub async fn inclusion(
                         "leaf_hash {leaf:?} is not a 32-byte hash in base64 or hex"
                     ))
                 })?;
-            state
-                .with_store(move |s| s.index_of_leaf(&hash))
-                .await?
-                .ok_or_else(|| ApiError::NotFound(format!("no event with leaf hash {hash}")))?
+            missing = ApiError::NotFound(format!("no event with leaf hash {hash}"));
+            match state.with_store(move |s| s.index_of_leaf(&hash)).await? {
+                Some(index) => index,
+                None => return Err(missing),
+            }
         }
         _ => {
             return Err(ApiError::BadRequest(
@@ -105,6 +120,17 @@ pub async fn inclusion(
             ))
         }
     };
+    if caller.is_tenant_bound() {
+        // Checked before the tree size, so an answer never depends on whether the entry of
+        // another tenant exists.
+        if index >= size {
+            return Err(missing);
+        }
+        let entry = state.with_store(move |s| s.entry(index)).await?;
+        if !caller.may_see(stele_auth::policy::entry_tenant(&entry).as_deref()) {
+            return Ok(withheld(missing, index));
+        }
+    }
     if index >= tree_size {
         return Err(ApiError::BadRequest(format!(
             "index {index} is not in a tree of size {tree_size}"
@@ -113,13 +139,20 @@ pub async fn inclusion(
     let (leaf_hash, hashes) = state
         .with_store(move |s| Ok((s.leaf_hash(index)?, s.inclusion_proof(index, tree_size)?)))
         .await?;
-    Ok(Json(InclusionResponse {
+    let mut response = Json(InclusionResponse {
         index,
         tree_size,
         leaf_hash,
         hashes,
         checkpoint: latest.filter(|c| c.size == tree_size).map(|c| c.note),
-    }))
+    })
+    .into_response();
+    response.extensions_mut().insert(Returned {
+        entries: 1,
+        index: Some(index),
+        withheld: false,
+    });
+    Ok(response)
 }
 
 /// `GET /v1/proofs/consistency?from=A[&to=B]`.

@@ -1,9 +1,14 @@
-//! `stele verify --url URL --key VKEY [--state FILE] [--full]`.
+//! `stele verify --url URL --key VKEY [--state FILE] [--full] [--witness-key VKEY…
+//! --witness-quorum K] [--gossip WITNESS_URL…] [--misbehaviour-out FILE]`.
 //!
 //! Trust on first use, then append-only: the first run trusts the signed checkpoint it sees
 //! and remembers it; every later run accepts a new checkpoint only with a consistency proof
 //! from the remembered one (RFC 9162 §2.1.4), so a rollback or a rewritten history (split
-//! view) is caught.
+//! view) is caught. A contradiction that two signed checkpoints prove (same size and another
+//! root, or a proof that leads to the new root from another old root) is written out as a
+//! proof of misbehaviour. With a witness policy, the checkpoint must also carry valid
+//! cosignatures from K of the trusted witnesses; with `--gossip`, it is compared with what
+//! each witness cosigned.
 
 use std::io::IsTerminal;
 use std::path::Path;
@@ -12,12 +17,14 @@ use std::process::ExitCode;
 use anyhow::{Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use stele_core::checkpoint::Checkpoint;
+use stele_core::cosignature::WitnessPolicy;
 use stele_core::hash::leaf_hash;
 use stele_core::merkle::{verify_consistency, Frontier};
+use stele_core::note::{Note, NoteVerifier};
 use stele_core::tile::{bundle_decode, TileKind, TilePath, TILE_WIDTH};
 use stele_core::Hash;
 
-use super::state;
+use super::{evidence, gossip, state};
 use crate::client::{Client, ConsistencyProof};
 use crate::exit::Failure;
 use crate::{keys, paths};
@@ -86,20 +93,63 @@ fn check_proof(
     })
 }
 
+/// What `stele verify --url` is asked to check.
+pub struct Options<'a> {
+    /// The log's base URL.
+    pub url: &'a str,
+    /// The log's verifier key, or `@FILE`.
+    pub key: &'a str,
+    /// Where the trusted checkpoint is kept (default: per origin, under the XDG state dir).
+    pub state_file: Option<&'a Path>,
+    /// Whether to rehash every entry.
+    pub full: bool,
+    /// The witness policy the checkpoint must meet, if any.
+    pub policy: Option<WitnessPolicy>,
+    /// Witnesses to compare views with.
+    pub gossip: &'a [String],
+    /// Where to write a proof of misbehaviour (default: beside the state file).
+    pub misbehaviour_out: Option<&'a Path>,
+}
+
 /// Runs the remote verification.
 ///
 /// # Errors
-/// Verification failures (exit 1); unreachable server, bad key, unusable state file (exit 2).
-pub fn run(url: &str, key: &str, state_file: Option<&Path>, full: bool) -> Result<ExitCode> {
-    let verifier = keys::verifier_from_arg(key)?;
-    let client = Client::new(url)?;
+/// Verification failures (exit 1), including a checkpoint that contradicts the trusted one (a
+/// proof of misbehaviour is written when the contradiction can be proven) or misses the
+/// witness policy; unreachable server, bad key, unusable state file (exit 2).
+pub fn run(o: &Options<'_>) -> Result<ExitCode> {
+    let verifier = keys::verifier_from_arg(o.key)?;
+    let client = Client::new(o.url)?;
     let (new, note) = client.checkpoint(&verifier)?;
-    let state_path = match state_file {
+    let state_path = match o.state_file {
         Some(p) => p.to_path_buf(),
         None => paths::default_state_file(&new.origin)?,
     };
+    let evidence_out = o
+        .misbehaviour_out
+        .map_or_else(|| evidence::default_path(&state_path), Path::to_path_buf);
     let old = state::load(&state_path, &verifier)?;
-    let how = match plan(old.as_ref(), &new)? {
+    let old_cp = old.as_ref().map(|(cp, _)| cp);
+    let planned = match plan(old_cp, &new) {
+        Ok(p) => p,
+        Err(failure) => {
+            let Some((old_cp, old_note)) = &old else {
+                return Err(failure.into());
+            };
+            // Equal sizes: the two notes prove it. A smaller tree: nothing binds it.
+            if old_cp.size == new.size {
+                if let Some((proof, _)) = evidence::bind(old_note, &note, vec![], &verifier) {
+                    return Err(gossip::written(&proof, &failure.to_string(), &evidence_out));
+                }
+            }
+            return Err(Failure::verification(format!(
+                "{failure} (a return to a smaller tree cannot be proven from two checkpoints; the trusted one stays in {})",
+                state_path.display()
+            ))
+            .into());
+        }
+    };
+    let how = match planned {
         Plan::FirstUse => format!(
             "first use: no checkpoint trusted before in {}",
             state_path.display()
@@ -109,25 +159,97 @@ pub fn run(url: &str, key: &str, state_file: Option<&Path>, full: bool) -> Resul
         Plan::Prove { from, to } => {
             let proof: ConsistencyProof =
                 client.get_json(&format!("/v1/proofs/consistency?from={from}&to={to}"))?;
-            let old = old
+            let (old_cp, old_note) = old
                 .as_ref()
                 .context("a proof was planned without a trusted checkpoint")?;
-            check_proof(old, &new, &proof)?;
+            if let Err(failure) = check_proof(old_cp, &new, &proof) {
+                return Err(inconsistent(
+                    &client,
+                    failure,
+                    (old_note, &note),
+                    &proof,
+                    &verifier,
+                    &evidence_out,
+                ));
+            }
             format!("consistent with the size {from} trusted before")
         }
     };
-    if full {
+    let cosigned = match &o.policy {
+        Some(policy) => {
+            let parsed = Note::parse(note.as_bytes())
+                .map_err(|e| Failure::verification(format!("the checkpoint note: {e}")))?;
+            let valid = policy.check(&parsed).map_err(|e| {
+                Failure::verification(format!(
+                    "the checkpoint does not meet the witness policy: {e}"
+                ))
+            })?;
+            format!(
+                ", cosigned by {} of {} trusted witnesses (quorum {})",
+                valid.len(),
+                policy.witnesses().len(),
+                policy.quorum()
+            )
+        }
+        None => String::new(),
+    };
+    if o.full {
         recompute_root(&client, &new)?;
     }
+    let ours = gossip::Ours {
+        cp: &new,
+        note: &note,
+    };
+    let mut compared = Vec::new();
+    for url in o.gossip {
+        compared.push(gossip::compare(
+            &client,
+            url,
+            &verifier,
+            &ours,
+            &evidence_out,
+        )?);
+    }
     state::save(&state_path, &note)?;
-    let full_note = if full { ", every entry rehashed" } else { "" };
+    let full_note = if o.full { ", every entry rehashed" } else { "" };
     println!(
-        "ok: {} at size {}, root {} ({how}{full_note})",
+        "ok: {} at size {}, root {} ({how}{full_note}{cosigned})",
         new.origin,
         new.size,
         new.root.to_base64()
     );
+    for line in compared {
+        println!("gossip: {line}");
+    }
     Ok(ExitCode::SUCCESS)
+}
+
+/// The log's proof from the trusted size failed: prove the contradiction if the proof binds
+/// one (it leads to the new signed root from another old root), else report a broken proof.
+fn inconsistent(
+    client: &Client,
+    failure: Failure,
+    (old_note, new_note): (&str, &str),
+    proof: &ConsistencyProof,
+    verifier: &NoteVerifier,
+    out: &Path,
+) -> anyhow::Error {
+    let full = match evidence::full_form(client, proof.from, proof.to, &proof.hashes) {
+        Ok(f) => f,
+        Err(e) => {
+            return Failure::verification(format!(
+                "{failure} (and the subtree hash needed to prove it could not be read: {e:#})"
+            ))
+            .into()
+        }
+    };
+    match evidence::bind(old_note, new_note, full, verifier) {
+        Some((p, c)) => gossip::written(&p, &format!("{failure}: {c}"), out),
+        None => Failure::verification(format!(
+            "{failure} (the log's proof does not lead to its own signed root either, so it proves nothing)"
+        ))
+        .into(),
+    }
 }
 
 /// Downloads every entry bundle (and level-0 tile) of the checkpoint's tree, one at a time,
@@ -168,7 +290,12 @@ fn recompute_root(client: &Client, cp: &Checkpoint) -> Result<()> {
 
 /// Fetches tile `index` of `kind` holding `width` items. A partial tile the log no longer
 /// serves is read as the prefix of the full tile (tlog-tiles allows logs to drop them).
-fn fetch_tile(client: &Client, kind: TileKind, index: u64, width: u64) -> Result<Vec<u8>> {
+pub(super) fn fetch_tile(
+    client: &Client,
+    kind: TileKind,
+    index: u64,
+    width: u64,
+) -> Result<Vec<u8>> {
     let partial = (width < TILE_WIDTH)
         .then(|| u16::try_from(width))
         .transpose()

@@ -9,12 +9,13 @@ use anyhow::{Context, Result};
 use stele_core::checkpoint::{open_checkpoint, Checkpoint};
 use stele_core::note::NoteVerifier;
 
-/// The trusted checkpoint in `path`, re-verified with `verifier`; `None` if there is no file.
+/// The trusted checkpoint in `path`, re-verified with `verifier`, and its signed note (the
+/// evidence should the log contradict it later); `None` if there is no file.
 ///
 /// # Errors
 /// An unreadable file, or one that does not hold a checkpoint signed by `verifier` (the state
 /// belongs to another key, or was altered).
-pub fn load(path: &Path, verifier: &NoteVerifier) -> Result<Option<Checkpoint>> {
+pub fn load(path: &Path, verifier: &NoteVerifier) -> Result<Option<(Checkpoint, String)>> {
     let note = match std::fs::read(path) {
         Ok(n) => n,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -26,7 +27,9 @@ pub fn load(path: &Path, verifier: &NoteVerifier) -> Result<Option<Checkpoint>> 
     let (cp, _) = open_checkpoint(&note, verifier).with_context(|| {
         format!("{} does not hold a checkpoint signed by {} (remove it to trust this log afresh, or pass another --state)", path.display(), verifier.to_verifier_key())
     })?;
-    Ok(Some(cp))
+    // open_checkpoint parsed the note, so it is UTF-8.
+    let note = String::from_utf8_lossy(&note).into_owned();
+    Ok(Some((cp, note)))
 }
 
 /// Replaces `path` with `note`: write a temporary file beside it, fsync, rename, fsync the
@@ -88,9 +91,10 @@ mod tests {
         let path = dir.path().join("nested/example.com_log.checkpoint");
         assert_eq!(load(&path, &signer.verifier()).unwrap(), None);
         save(&path, &note(&signer, 5)).unwrap();
-        assert_eq!(load(&path, &signer.verifier()).unwrap().unwrap().size, 5);
+        assert_eq!(load(&path, &signer.verifier()).unwrap().unwrap().0.size, 5);
         save(&path, &note(&signer, 9)).unwrap();
-        assert_eq!(load(&path, &signer.verifier()).unwrap().unwrap().size, 9);
+        let (cp, saved) = load(&path, &signer.verifier()).unwrap().unwrap();
+        assert_eq!((cp.size, saved), (9, note(&signer, 9)));
         let leftovers: Vec<_> = std::fs::read_dir(path.parent().unwrap())
             .unwrap()
             .map(|e| e.unwrap().file_name())
