@@ -14,7 +14,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use stele_core::hash::{leaf_hash, node_hash};
 use stele_core::note::NoteSigner;
-use stele_store::{NewEntry, Store, StoreOptions};
+use stele_store::{EntryKey, NewEntry, Store, StoreOptions};
 
 /// Which benches to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -93,7 +93,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         hash(args.entry_size);
     }
     if on(Bench::Append) {
-        append(scratch.path(), args)?;
+        append(scratch.path(), args, false)?;
+        append(scratch.path(), args, true)?;
     }
     if on(Bench::HttpBatch) || on(Bench::HttpSingle) {
         http(
@@ -205,12 +206,29 @@ fn open_store(dir: &Path) -> Result<(Store, stele_core::note::NoteVerifier)> {
     Ok((Store::open(o).context("opening the bench store")?, verifier))
 }
 
-fn append(dir: &Path, args: &BenchArgs) -> Result<()> {
-    let (store, _) = open_store(&dir.join("append"))?;
+/// Appends `args.entries` entries in batches. `keyed` entries carry an event id (UUIDv7) and
+/// content digest, as events from the HTTP API do, so the id index is maintained too.
+fn append(dir: &Path, args: &BenchArgs, keyed: bool) -> Result<()> {
+    let name = if keyed { "append-keyed" } else { "append" };
+    let (store, _) = open_store(&dir.join(name))?;
     let batches = (args.entries as usize).div_ceil(args.batch);
     // Build the input first so the measurement is the log's work, not the generator's.
     let input: Vec<Vec<NewEntry>> = (0..batches)
-        .map(|b| make_entries((b * args.batch) as u64, args.batch, args.entry_size))
+        .map(|b| {
+            let mut entries = make_entries((b * args.batch) as u64, args.batch, args.entry_size);
+            if keyed {
+                for e in &mut entries {
+                    // Any 16 bytes that depend on the content serve as its digest here.
+                    let mut d = [0u8; 16];
+                    d.copy_from_slice(&leaf_hash(&e.data).0[..16]);
+                    e.key = Some(EntryKey {
+                        id: uuid::Uuid::now_v7().into_bytes(),
+                        digest: d,
+                    });
+                }
+            }
+            entries
+        })
         .collect();
     let bytes: usize = input.iter().flatten().map(|e| e.data.len()).sum();
     let t = Instant::now();
@@ -231,14 +249,15 @@ fn append(dir: &Path, args: &BenchArgs) -> Result<()> {
     let n = store.size();
     let commits = store.metrics().commits.get();
     println!(
-        "append (library, batches of {}, durable): {:.0} events/s, {:.0} MB/s of entries, {} group commits, {:.1} s for {n} events",
+        "{name} (library, batches of {}, durable{}): {:.0} events/s, {:.0} MB/s of entries, {} group commits, {:.1} s for {n} events",
         args.batch,
+        if keyed { ", with event ids indexed" } else { "" },
         n as f64 / secs,
         bytes as f64 / secs / 1e6,
         commits,
         secs
     );
-    println!("append: peak RSS {} MiB", peak_rss_mib());
+    println!("{name}: peak RSS {} MiB", peak_rss_mib());
     store.close()?;
     Ok(())
 }
@@ -254,6 +273,34 @@ fn peak_rss_mib() -> u64 {
         })
         .map(|kb| kb / 1024)
         .unwrap_or(0)
+}
+
+/// The highest resident set size seen while it runs, sampled every 5 ms by a thread.
+struct PeakRss {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<u64>,
+}
+
+impl PeakRss {
+    fn start() -> PeakRss {
+        let stop = Arc::new(AtomicBool::new(false));
+        let flag = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let mut peak = current_rss_mib();
+            while !flag.load(Ordering::Relaxed) {
+                peak = peak.max(current_rss_mib());
+                std::thread::sleep(Duration::from_millis(5));
+            }
+            peak.max(current_rss_mib())
+        });
+        PeakRss { stop, thread }
+    }
+
+    /// Stops sampling; the peak in MiB.
+    fn stop(self) -> u64 {
+        self.stop.store(true, Ordering::Relaxed);
+        self.thread.join().unwrap_or(0)
+    }
 }
 
 fn current_rss_mib() -> u64 {
@@ -401,8 +448,9 @@ async fn load(
 
 fn proof_and_verify(dir: &Path, args: &BenchArgs, proof: bool, verify: bool) -> Result<()> {
     let n = args.proof_log_size;
-    // Small entries keep the scratch log small; proof cost depends on the tree, not entry size.
-    let entry_size = 64usize;
+    // Entries of the benched size: proof cost depends only on the tree, but verification
+    // re-hashes every entry, so its rate is only meaningful at the real size.
+    let entry_size = args.entry_size;
     let ldir = dir.join("proof");
     let (store, verifier) = open_store(&ldir)?;
     let rss0 = current_rss_mib();
@@ -456,11 +504,13 @@ fn proof_and_verify(dir: &Path, args: &BenchArgs, proof: bool, verify: bool) -> 
     drop(store);
     if verify {
         let rss0 = current_rss_mib();
+        let peak = PeakRss::start();
         let t = Instant::now();
         let report =
             stele_store::verify_dir(&ldir, &verifier).map_err(|e| anyhow::anyhow!("{e}"))?;
         let secs = t.elapsed().as_secs_f64();
-        println!("verify: offline over {} entries: {:.0} entries/s ({secs:.1} s); RSS {} MiB before, {} MiB after", report.entries, report.entries as f64 / secs, rss0, current_rss_mib());
+        let peak = peak.stop();
+        println!("verify: offline over {} entries of {entry_size} B: {:.0} entries/s, {:.0} MB/s ({secs:.1} s); RSS {} MiB before, peak {} MiB during", report.entries, report.entries as f64 / secs, (report.entries as f64 * entry_size as f64) / secs / 1e6, rss0, peak);
     }
     Ok(())
 }
