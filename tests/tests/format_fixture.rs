@@ -2,8 +2,10 @@
 //! format (`tests/fixtures/format-v1`, committed once and never regenerated) must be read,
 //! served, proven, verified and appended to by every later build.
 //!
-//! The derived files (`hashes/`, `bundles.idx`, `ids.redb`) are part of the fixture: the
-//! checkpoint vouches for them, so a later build must read them as they are, not rebuild them.
+//! The derived files are part of the fixture: the checkpoint vouches for `hashes/` and
+//! `bundles.idx`, so a later build must read them as they are. The id index was a redb file
+//! (`ids.redb`) when the fixture was written; later builds replace it with `idindex/`, rebuilt
+//! from the entries, which the lookups by id and the idempotent retry below exercise.
 //!
 //! `expected.ndjson` beside it was recorded when the fixture was written, from the server's
 //! acknowledgements and its `GET /v1/events/{index}` answers: one line per entry with the

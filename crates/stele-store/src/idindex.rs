@@ -1,21 +1,31 @@
-//! The derived id index `log/ids.redb`: event id → (index, commit time, content digest), and
+//! The derived id index `log/idindex/`: event id → (index, commit time, content digest), and
 //! leaf-hash prefix → index for entries that carry an id (events).
 //!
-//! It answers "which entry has this id / this leaf hash" and makes retries idempotent. Commits during normal
-//! operation are not fsynced (the entries are); the durable commit made before each checkpoint
-//! records how far the index reaches (`indexed_through`), and recovery re-indexes the rest from
-//! the segments.
+//! It answers "which entry has this id / this leaf hash" and makes retries idempotent. Commits
+//! during normal operation are not fsynced (the entries are); the durable commit made before
+//! each checkpoint records how far the index reaches (`indexed_through`), and recovery
+//! re-indexes the rest from the segments.
+//!
+//! Why an LSM tree (fjall) and not a B-tree: both keys are random (leaf hashes always, event
+//! ids whenever clients pick UUIDv4s), and a copy-on-write B-tree (redb, used before) dirties
+//! a page per random insert, so each group commit rewrote a share of the index that grew with
+//! the log. An LSM tree writes sequentially and merges in the
+//! background; absent keys — every fresh id — are answered by bloom filters.
 
-use redb::{Database, Durability, ReadableDatabase, ReadableTable, TableDefinition};
+use std::path::Path;
+
+use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
 use crate::error::{Result, StoreError};
 
-const IDS: TableDefinition<&[u8; 16], &[u8; 32]> = TableDefinition::new("ids");
-const LEAVES: TableDefinition<&[u8; 16], u64> = TableDefinition::new("leaves");
-const META: TableDefinition<&str, u64> = TableDefinition::new("meta");
-const INDEXED_THROUGH: &str = "indexed_through";
-/// Page cache of the index database.
-const CACHE_BYTES: usize = 64 << 20;
+const IDS: &str = "ids";
+const LEAVES: &str = "leaves";
+const META: &str = "meta";
+const INDEXED_THROUGH: &[u8] = b"indexed_through";
+/// Block cache of the index database. Bounded, so memory stays flat as the log grows.
+const CACHE_BYTES: u64 = 64 << 20;
+/// Journal size at which fjall flushes memtables to tables (its minimum).
+const MAX_JOURNAL_BYTES: u64 = 64 << 20;
 
 /// What the index holds for one id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -51,22 +61,26 @@ impl IdRecord {
     }
 }
 
-/// A read snapshot of the id table.
+/// Lookups of ids, for the writer's many lookups in one group commit.
 pub struct IdReader {
-    table: redb::ReadOnlyTable<&'static [u8; 16], &'static [u8; 32]>,
+    ids: Keyspace,
 }
 
 impl IdReader {
     /// Looks an id up.
     ///
     /// # Errors
-    /// Database errors.
+    /// Database errors, or a stored record of the wrong length.
     pub fn get(&self, id: &[u8; 16]) -> Result<Option<IdRecord>> {
-        Ok(self
-            .table
-            .get(id)
-            .map_err(db_err)?
-            .map(|v| IdRecord::decode(v.value())))
+        match self.ids.get(id).map_err(db_err)? {
+            None => Ok(None),
+            Some(v) => {
+                let bytes: &[u8; 32] = v.as_ref().try_into().map_err(|_| {
+                    StoreError::Index(format!("id record of {} bytes, not 32", v.len()))
+                })?;
+                Ok(Some(IdRecord::decode(bytes)))
+            }
+        }
     }
 }
 
@@ -111,40 +125,51 @@ fn db_err(e: impl std::fmt::Display) -> StoreError {
 /// The id index database.
 pub struct IdIndex {
     db: Database,
+    ids: Keyspace,
+    leaves: Keyspace,
+    meta: Keyspace,
 }
 
 impl IdIndex {
-    /// Opens or creates the index at `path`.
+    /// Opens or creates the index in the directory `path`.
     ///
     /// # Errors
     /// Database errors.
-    pub fn open(path: &std::path::Path) -> Result<Self> {
-        // A bounded cache keeps memory flat as the log grows (redb's default is 1 GiB).
-        let db = Database::builder()
-            .set_cache_size(CACHE_BYTES)
-            .create(path)
+    pub fn open(path: &Path) -> Result<Self> {
+        let db = Database::builder(path)
+            .cache_size(CACHE_BYTES)
+            .max_journaling_size(MAX_JOURNAL_BYTES)
+            // Durability is ours to decide: `insert(.., durable)` and `sync` persist.
+            .manual_journal_persist(true)
+            .open()
             .map_err(|e| StoreError::Index(format!("{}: {e}", path.display())))?;
-        let tx = db.begin_write().map_err(db_err)?;
-        {
-            tx.open_table(IDS).map_err(db_err)?;
-            tx.open_table(LEAVES).map_err(db_err)?;
-            tx.open_table(META).map_err(db_err)?;
-        }
-        tx.commit().map_err(db_err)?;
-        Ok(IdIndex { db })
+        let ks = |name: &str| {
+            db.keyspace(name, KeyspaceCreateOptions::default)
+                .map_err(db_err)
+        };
+        let (ids, leaves, meta) = (ks(IDS)?, ks(LEAVES)?, ks(META)?);
+        Ok(IdIndex {
+            db,
+            ids,
+            leaves,
+            meta,
+        })
     }
 
     /// How many leading entries of the log are indexed (durably or not).
     ///
     /// # Errors
-    /// Database errors.
+    /// Database errors, or a malformed stored value.
     pub fn indexed_through(&self) -> Result<u64> {
-        let tx = self.db.begin_read().map_err(db_err)?;
-        let t = tx.open_table(META).map_err(db_err)?;
-        Ok(t.get(INDEXED_THROUGH)
-            .map_err(db_err)?
-            .map(|v| v.value())
-            .unwrap_or(0))
+        match self.meta.get(INDEXED_THROUGH).map_err(db_err)? {
+            None => Ok(0),
+            Some(v) => {
+                let b: [u8; 8] = v.as_ref().try_into().map_err(|_| {
+                    StoreError::Index(format!("indexed_through of {} bytes, not 8", v.len()))
+                })?;
+                Ok(u64::from_be_bytes(b))
+            }
+        }
     }
 
     /// Looks an id up.
@@ -155,14 +180,13 @@ impl IdIndex {
         self.reader()?.get(id)
     }
 
-    /// A snapshot for many lookups (one read transaction for a whole group commit).
+    /// A handle for many lookups (one per group commit).
     ///
     /// # Errors
-    /// Database errors.
+    /// None today; kept fallible so the writer's error path does not depend on the engine.
     pub fn reader(&self) -> Result<IdReader> {
-        let tx = self.db.begin_read().map_err(db_err)?;
         Ok(IdReader {
-            table: tx.open_table(IDS).map_err(db_err)?,
+            ids: self.ids.clone(),
         })
     }
 
@@ -170,44 +194,39 @@ impl IdIndex {
     /// whole hash: a prefix can collide).
     ///
     /// # Errors
-    /// Database errors.
+    /// Database errors, or a malformed stored value.
     pub fn get_leaf(&self, prefix: &[u8; 16]) -> Result<Option<u64>> {
-        let tx = self.db.begin_read().map_err(db_err)?;
-        let t = tx.open_table(LEAVES).map_err(db_err)?;
-        Ok(t.get(prefix).map_err(db_err)?.map(|v| v.value()))
+        match self.leaves.get(prefix).map_err(db_err)? {
+            None => Ok(None),
+            Some(v) => {
+                let b: [u8; 8] = v.as_ref().try_into().map_err(|_| {
+                    StoreError::Index(format!("leaf record of {} bytes, not 8", v.len()))
+                })?;
+                Ok(Some(u64::from_be_bytes(b)))
+            }
+        }
     }
 
-    /// Inserts records and moves `indexed_through` to `through` in one commit, fsynced only
-    /// when `durable`.
+    /// Inserts records and moves `indexed_through` to `through` in one atomic batch, fsynced
+    /// only when `durable`.
     ///
     /// # Errors
     /// Database errors.
     pub fn insert(&self, records: &[Indexed], through: u64, durable: bool) -> Result<()> {
-        let mut tx = self.db.begin_write().map_err(db_err)?;
-        tx.set_durability(if durable {
-            Durability::Immediate
-        } else {
-            Durability::None
-        })
-        .map_err(db_err)?;
-        {
-            let mut t = tx.open_table(IDS).map_err(db_err)?;
-            let mut leaves = tx.open_table(LEAVES).map_err(db_err)?;
-            for r in records {
-                // First writer wins: a crash replay may see an id already indexed.
-                if t.get(&r.id).map_err(db_err)?.is_none() {
-                    t.insert(&r.id, &r.record.encode()).map_err(db_err)?;
-                }
-                if leaves.get(&r.leaf_prefix).map_err(db_err)?.is_none() {
-                    leaves
-                        .insert(&r.leaf_prefix, r.record.index)
-                        .map_err(db_err)?;
-                }
-            }
-            let mut m = tx.open_table(META).map_err(db_err)?;
-            m.insert(INDEXED_THROUGH, through).map_err(db_err)?;
+        let mut batch = self.db.batch();
+        for r in records {
+            // Blind writes, no read first: a key can only be met again when recovery replays
+            // entries already indexed, and then it carries the same record (the writer never
+            // lets an id into the log twice, and a leaf hash covers the id).
+            batch.insert(&self.ids, r.id, r.record.encode());
+            batch.insert(&self.leaves, r.leaf_prefix, r.record.index.to_be_bytes());
         }
-        tx.commit().map_err(db_err)
+        batch.insert(&self.meta, INDEXED_THROUGH, through.to_be_bytes());
+        batch.commit().map_err(db_err)?;
+        if durable {
+            self.db.persist(PersistMode::SyncAll).map_err(db_err)?;
+        }
+        Ok(())
     }
 
     /// Makes every earlier commit durable.

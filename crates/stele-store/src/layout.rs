@@ -10,7 +10,7 @@
 //!   log/entries/NNNNNNNN.seg   framed entries; segment s holds bundles [s·4096, (s+1)·4096)
 //!   log/bundles.idx            derived: u64 BE byte offset of each bundle's first frame in its segment
 //!   log/hashes/LL              derived: every complete node hash of tree level LL, 32 bytes each
-//!   log/ids.redb               derived: event id → (index, time, content digest); leaf-hash prefix → index
+//!   log/idindex/               derived: event id → (index, time, content digest); leaf-hash prefix → index
 //! ```
 //! "Derived" files can be rebuilt from the segments; they are made durable before each
 //! checkpoint is written, so recovery trusts them up to the checkpoint's size and rebuilds the rest.
@@ -87,8 +87,14 @@ impl Layout {
     pub fn level(&self, level: u8) -> PathBuf {
         self.hashes_dir().join(format!("{level:02}"))
     }
-    /// `log/ids.redb`.
+    /// `log/idindex/` (a fjall database directory).
     pub fn ids(&self) -> PathBuf {
+        self.log_dir().join("idindex")
+    }
+
+    /// `log/ids.redb`, the id index of earlier builds: derived, so it is deleted and rebuilt
+    /// as `log/idindex/` from the entries.
+    pub fn legacy_ids(&self) -> PathBuf {
         self.log_dir().join("ids.redb")
     }
 }

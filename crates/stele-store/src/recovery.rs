@@ -102,6 +102,13 @@ pub(crate) fn recover(
         }
     }
 
+    let legacy = layout.legacy_ids();
+    if legacy.exists() {
+        // Written by an earlier build (redb). Derived data: the new index starts empty and
+        // is rebuilt below from the entries, which the checkpoint vouches for.
+        tracing::warn!(file = %legacy.display(), "replacing the old id index; re-indexing every entry");
+        std::fs::remove_file(&legacy).map_err(StoreError::io("remove", legacy.clone()))?;
+    }
     let ids = Arc::new(IdIndex::open(&layout.ids())?);
     let indexed = ids.indexed_through()?.min(c);
 
@@ -160,6 +167,19 @@ pub(crate) fn recover(
                     for (i, e) in frame::entries(payload).enumerate() {
                         let index = h.first_index + i as u64;
                         if index < c {
+                            // Hashed and bundled already (the checkpoint vouches for
+                            // them), but the id index may lag behind C.
+                            if index >= reindex_from {
+                                if let Some(k) = key_of(e) {
+                                    records.push(Indexed::new(
+                                        k.id,
+                                        index,
+                                        h.time_ns,
+                                        k.digest,
+                                        &leaf_hash(e),
+                                    ));
+                                }
+                            }
                             continue;
                         }
                         if index.is_multiple_of(BUNDLE_WIDTH) {

@@ -154,17 +154,14 @@ impl Writer {
         let mut ids_reader = None;
         'requests: for req in group {
             let mut slots = Vec::with_capacity(req.entries.len());
-            let mut local: Vec<([u8; 16], [u8; 16], usize)> = Vec::new();
+            // Ids new in this request: joined to `pending_ids` only if the whole request is
+            // accepted (a conflict rejects the request, and its ids must not linger).
+            let mut local: HashMap<[u8; 16], ([u8; 16], usize)> = HashMap::new();
             let base = new_entries.len();
             let mut mine: Vec<NewEntry> = Vec::new();
             for e in req.entries {
                 if let Some(k) = e.key {
-                    let prior = pending_ids.get(&k.id).copied().or_else(|| {
-                        local
-                            .iter()
-                            .find(|(id, _, _)| *id == k.id)
-                            .map(|(_, d, p)| (*d, *p))
-                    });
+                    let prior = pending_ids.get(&k.id).or_else(|| local.get(&k.id)).copied();
                     if let Some((digest, pos)) = prior {
                         if digest != k.digest {
                             let _ = req.reply.send(Err(StoreError::Conflict {
@@ -204,14 +201,12 @@ impl Writer {
                             continue 'requests;
                         }
                     }
-                    local.push((k.id, k.digest, base + mine.len()));
+                    local.insert(k.id, (k.digest, base + mine.len()));
                 }
                 slots.push(Slot::New(base + mine.len()));
                 mine.push(e);
             }
-            for (id, digest, pos) in local {
-                pending_ids.insert(id, (digest, pos));
-            }
+            pending_ids.extend(local);
             new_entries.extend(mine);
             plans.push((req.reply, slots));
         }

@@ -14,7 +14,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, ValueEnum};
 use stele_core::hash::{leaf_hash, node_hash};
 use stele_core::note::NoteSigner;
-use stele_store::{NewEntry, Store, StoreOptions};
+use stele_store::{EntryKey, NewEntry, Store, StoreOptions};
 
 /// Which benches to run.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
@@ -97,7 +97,8 @@ pub fn run(args: &BenchArgs) -> Result<()> {
         hash(args.entry_size);
     }
     if on(Bench::Append) {
-        append(scratch.path(), args)?;
+        append(scratch.path(), args, false)?;
+        append(scratch.path(), args, true)?;
     }
     if on(Bench::HttpBatch) || on(Bench::HttpSingle) {
         let (batch, single) = (on(Bench::HttpBatch), on(Bench::HttpSingle));
@@ -229,12 +230,29 @@ fn open_store(dir: &Path) -> Result<(Store, stele_core::note::NoteVerifier)> {
     Ok((Store::open(o).context("opening the bench store")?, verifier))
 }
 
-fn append(dir: &Path, args: &BenchArgs) -> Result<()> {
-    let (store, _) = open_store(&dir.join("append"))?;
+/// Appends `args.entries` entries in batches. `keyed` entries carry an event id (UUIDv7) and
+/// content digest, as events from the HTTP API do, so the id index is maintained too.
+fn append(dir: &Path, args: &BenchArgs, keyed: bool) -> Result<()> {
+    let name = if keyed { "append-keyed" } else { "append" };
+    let (store, _) = open_store(&dir.join(name))?;
     let batches = (args.entries as usize).div_ceil(args.batch);
     // Build the input first so the measurement is the log's work, not the generator's.
     let input: Vec<Vec<NewEntry>> = (0..batches)
-        .map(|b| make_entries((b * args.batch) as u64, args.batch, args.entry_size))
+        .map(|b| {
+            let mut entries = make_entries((b * args.batch) as u64, args.batch, args.entry_size);
+            if keyed {
+                for e in &mut entries {
+                    // Any 16 bytes that depend on the content serve as its digest here.
+                    let mut d = [0u8; 16];
+                    d.copy_from_slice(&leaf_hash(&e.data).0[..16]);
+                    e.key = Some(EntryKey {
+                        id: uuid::Uuid::now_v7().into_bytes(),
+                        digest: d,
+                    });
+                }
+            }
+            entries
+        })
         .collect();
     let bytes: usize = input.iter().flatten().map(|e| e.data.len()).sum();
     let t = Instant::now();
@@ -255,14 +273,15 @@ fn append(dir: &Path, args: &BenchArgs) -> Result<()> {
     let n = store.size();
     let commits = store.metrics().commits.get();
     println!(
-        "append (library, batches of {}, durable): {:.0} events/s, {:.0} MB/s of entries, {} group commits, {:.1} s for {n} events",
+        "{name} (library, batches of {}, durable{}): {:.0} events/s, {:.0} MB/s of entries, {} group commits, {:.1} s for {n} events",
         args.batch,
+        if keyed { ", with event ids indexed" } else { "" },
         n as f64 / secs,
         bytes as f64 / secs / 1e6,
         commits,
         secs
     );
-    println!("append: peak RSS {} MiB", peak_rss_mib());
+    println!("{name}: peak RSS {} MiB", peak_rss_mib());
     store.close()?;
     Ok(())
 }
