@@ -9,18 +9,114 @@ every check passes, 1 naming the first problem, 2 for usage errors.
 
 Written from docs/bundles.md, docs/formats.md, the C2SP signed-note and tlog-checkpoint specs
 and RFC 9162 alone, sharing no code with Stele. Uses only the standard library and the
-`cryptography` package (Ed25519). It checks the bundle's structure, signatures, hashes,
+`cryptography` package (Ed25519) — or, where that is not installed, the RFC 8032 verification
+written out below. It checks the bundle's structure, signatures, hashes,
 proofs, window and filters; of the event schema it checks only the fields it filters on.
 """
 
 import base64
 import hashlib
 import json
+import os
 import re
 import sys
 
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+try:
+    from cryptography.exceptions import InvalidSignature
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+except ImportError:  # no `cryptography`: the RFC 8032 fallback below, so the tool runs anywhere
+    Ed25519PublicKey = None
+
+    class InvalidSignature(Exception):
+        """Raised by the fallback verifier, as by `cryptography`."""
+
+# --- Ed25519 verification (RFC 8032 §5.1.7), used only when `cryptography` is missing -------
+# Slow (pure Python big integers, a few ms per signature) but exact; `STELE_PURE_ED25519=1`
+# forces it so the tests exercise it beside the library.
+_P = 2**255 - 19
+_L = 2**252 + 27742317777372353535851937790883648493
+_D = -121665 * pow(121666, _P - 2, _P) % _P
+_SQRT_M1 = pow(2, (_P - 1) // 4, _P)
+
+
+def _point_add(a, b):
+    """Sum of two points in extended coordinates (X, Y, Z, T)."""
+    x1, y1, z1, t1 = a
+    x2, y2, z2, t2 = b
+    k = (y1 - x1) * (y2 - x2) % _P
+    l = (y1 + x1) * (y2 + x2) % _P
+    m = 2 * t1 * t2 * _D % _P
+    n = 2 * z1 * z2 % _P
+    e, f, g, h = l - k, n - m, n + m, l + k
+    return (e * f % _P, g * h % _P, f * g % _P, e * h % _P)
+
+
+def _point_mul(s, point):
+    q = (0, 1, 1, 0)
+    while s > 0:
+        if s & 1:
+            q = _point_add(q, point)
+        point = _point_add(point, point)
+        s >>= 1
+    return q
+
+
+def _point_equal(a, b):
+    return (a[0] * b[2] - b[0] * a[2]) % _P == 0 and (a[1] * b[2] - b[1] * a[2]) % _P == 0
+
+
+def _decompress(raw):
+    """The point encoded by 32 bytes, or None when they encode none."""
+    y = int.from_bytes(raw, "little")
+    sign = y >> 255
+    y &= (1 << 255) - 1
+    if y >= _P:
+        return None
+    x2 = (y * y - 1) * pow(_D * y * y + 1, _P - 2, _P) % _P
+    if x2 == 0:
+        if sign:
+            return None
+        return (0, y, 1, 0)
+    x = pow(x2, (_P + 3) // 8, _P)
+    if (x * x - x2) % _P != 0:
+        x = x * _SQRT_M1 % _P
+    if (x * x - x2) % _P != 0:
+        return None
+    if (x & 1) != sign:
+        x = _P - x
+    return (x, y, 1, x * y % _P)
+
+
+_G = _decompress((4 * pow(5, _P - 2, _P) % _P).to_bytes(32, "little"))
+
+
+class PureEd25519PublicKey:
+    """The subset of `cryptography`'s Ed25519PublicKey this tool uses."""
+
+    def __init__(self, raw):
+        self.raw = raw
+        self.point = _decompress(raw)
+        if self.point is None:
+            raise ValueError("not a point on the curve")
+
+    @classmethod
+    def from_public_bytes(cls, raw):
+        return cls(bytes(raw))
+
+    def verify(self, signature, message):
+        if len(signature) != 64:
+            raise InvalidSignature()
+        r_point = _decompress(signature[:32])
+        s = int.from_bytes(signature[32:], "little")
+        if r_point is None or s >= _L:
+            raise InvalidSignature()
+        k = int.from_bytes(hashlib.sha512(signature[:32] + self.raw + message).digest(), "little")
+        if not _point_equal(_point_mul(s, _G), _point_add(r_point, _point_mul(k % _L, self.point))):
+            raise InvalidSignature()
+
+
+if Ed25519PublicKey is None or os.environ.get("STELE_PURE_ED25519") == "1":
+    Ed25519PublicKey = PureEd25519PublicKey
 
 FORMAT = "stele-bundle/1"
 TIME_RE = re.compile(r"\A[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{9}Z\Z")

@@ -167,13 +167,28 @@ impl Fixture {
         ])
     }
 
+    /// The Python verifier, with `cryptography` and with its own RFC 8032 fallback (what
+    /// runs where `cryptography` is not installed); both must give the same verdict.
     fn verify_python(&self, bundle: &Path) -> Output {
-        Command::new(python())
-            .arg(workspace_root().join("tools/verify_bundle.py"))
-            .arg(bundle)
-            .arg(&self.key)
-            .output()
-            .unwrap()
+        let run = |pure: &str| {
+            Command::new(python())
+                .arg(workspace_root().join("tools/verify_bundle.py"))
+                .arg(bundle)
+                .arg(&self.key)
+                .env("STELE_PURE_ED25519", pure)
+                .output()
+                .unwrap()
+        };
+        let library = run("0");
+        let fallback = run("1");
+        assert_eq!(
+            library.status.code(),
+            fallback.status.code(),
+            "the Python verifier's two Ed25519 paths disagree:\n{}\n{}",
+            text(&library),
+            text(&fallback)
+        );
+        library
     }
 
     /// Both verifiers accept `bundle`; returns the Rust one's stdout.
