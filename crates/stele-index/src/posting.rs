@@ -63,7 +63,7 @@ impl Bits {
         let hi = hi.min(len);
         let mut i = lo;
         while i < hi {
-            if i % 64 == 0 && hi - i >= 64 {
+            if i.is_multiple_of(64) && hi - i >= 64 {
                 b.words[i / 64] = u64::MAX;
                 i += 64;
             } else {

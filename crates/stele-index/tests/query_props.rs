@@ -72,14 +72,15 @@ fn time_of(log: &Log, i: usize) -> Option<i64> {
     )
 }
 
-fn filter_strategy() -> impl Strategy<
-    Value = (
-        Vec<(Field, String)>,
-        Option<String>,
-        Option<usize>,
-        Option<usize>,
-    ),
-> {
+/// Field conditions, a full-text query, and `from`/`to` as positions in the log.
+type Spec = (
+    Vec<(Field, String)>,
+    Option<String>,
+    Option<usize>,
+    Option<usize>,
+);
+
+fn filter_strategy() -> impl Strategy<Value = Spec> {
     let field = prop_oneof![
         (0u64..14).prop_map(|u| (Field::Actor, format!("user-{u}"))),
         Just((Field::Actor, "svc-3".to_owned())),
@@ -121,15 +122,7 @@ fn filter_strategy() -> impl Strategy<
     )
 }
 
-fn make_filter(
-    log: &Log,
-    spec: &(
-        Vec<(Field, String)>,
-        Option<String>,
-        Option<usize>,
-        Option<usize>,
-    ),
-) -> Filter {
+fn make_filter(log: &Log, spec: &Spec) -> Filter {
     let mut f = Filter {
         fields: spec
             .0

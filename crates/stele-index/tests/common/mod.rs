@@ -61,7 +61,7 @@ pub fn stored(store: &Store) -> Vec<Option<Value>> {
         .collect()
 }
 
-fn field_value<'a>(ev: &'a Value, f: Field) -> Option<&'a str> {
+fn field_value(ev: &Value, f: Field) -> Option<&str> {
     let path = match f {
         Field::Actor => "/actor/id",
         Field::ActorType => "/actor/type",
