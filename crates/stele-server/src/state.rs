@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use prometheus_client::registry::Registry;
 use stele_core::event::EventLimits;
+use stele_index::Index;
 use stele_store::{Store, StoreError};
 
 use crate::error::ApiError;
@@ -50,6 +51,7 @@ struct Inner {
     started: Instant,
     registry: Registry,
     http: HttpMetrics,
+    index: Option<Index>,
 }
 
 impl AppState {
@@ -57,9 +59,23 @@ impl AppState {
     /// signing key). The store's metrics and the HTTP metrics are registered in one registry,
     /// served at `GET /metrics`.
     pub fn new(store: Store, config: ServerConfig) -> Self {
+        Self::build(store, config, None)
+    }
+
+    /// Like [`AppState::new`], with the query index of the store, which serves
+    /// `GET /v1/events?…`, `GET /v1/events/count` and `GET /v1/replay` (without one they
+    /// answer 503). Its gauges join the metrics.
+    pub fn with_index(store: Store, config: ServerConfig, index: Index) -> Self {
+        Self::build(store, config, Some(index))
+    }
+
+    fn build(store: Store, config: ServerConfig, index: Option<Index>) -> Self {
         let mut registry = Registry::default();
         let http = HttpMetrics::register(&mut registry);
         store.register_metrics(&mut registry);
+        if let Some(index) = &index {
+            index.register_metrics(&mut registry);
+        }
         AppState(Arc::new(Inner {
             origin: store.origin().to_owned(),
             verifier_key: store.verifier_key().to_owned(),
@@ -68,7 +84,13 @@ impl AppState {
             started: Instant::now(),
             registry,
             http,
+            index,
         }))
+    }
+
+    /// The query index, if the server has one.
+    pub fn index(&self) -> Option<&Index> {
+        self.0.index.as_ref()
     }
 
     /// The store.
