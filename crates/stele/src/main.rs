@@ -1,8 +1,9 @@
 //! # stele
 //!
 //! The command-line tool of Stele: run a log server (`serve`), manage its keys (`keygen`,
-//! `key`), talk to a running log over HTTP (`append`, `get`, `proof`) and check a log
-//! (`verify`, offline against a data directory or remotely against the HTTP API).
+//! `key`), talk to a running log over HTTP (`append`, `get`, `proof`, `query`, `replay`),
+//! check a log (`verify`, offline against a data directory or remotely against the HTTP API)
+//! and rebuild its query index (`index rebuild`).
 //!
 //! A thin shell in ripgrep's shape: [`main`] calls [`run`] and maps the outcome to an exit
 //! code. Exit codes: 0 success, 1 a verification failure, damage or an HTTP error answer,
@@ -56,6 +57,12 @@ enum Command {
     Proof(cmd::proof::ProofArgs),
     /// Verify a log: a data directory offline, or a server against a trusted key.
     Verify(cmd::verify::VerifyArgs),
+    /// Search a running log's events (filters, full text, counts and group-by).
+    Query(cmd::query::QueryArgs),
+    /// Replay who held which role at an instant, from the log's permission changes.
+    Replay(cmd::replay::ReplayArgs),
+    /// Manage a data directory's query index (`stele index rebuild`).
+    Index(cmd::index::IndexArgs),
     /// Measure append, HTTP, proof and verify rates beside the disk's and SHA-256's limits.
     Bench(cmd::bench::BenchArgs),
 }
@@ -83,6 +90,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Get(args) => cmd::get::run(args),
         Command::Proof(args) => cmd::proof::run(args),
         Command::Verify(args) => cmd::verify::run(args),
+        Command::Query(args) => cmd::query::run(args),
+        Command::Replay(args) => cmd::replay::run(args),
+        Command::Index(args) => cmd::index::run(args),
         Command::Bench(args) => cmd::bench::run(&args).map(|()| ExitCode::SUCCESS),
     }
 }

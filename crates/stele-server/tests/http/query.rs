@@ -196,7 +196,10 @@ async fn counts_and_groups() {
     // The lag is in /metrics too.
     let metrics = log.get("/metrics").await.text().await.unwrap();
     assert!(metrics.contains("stele_index_lag_entries 0"), "{metrics}");
-    assert!(metrics.contains("stele_index_indexed_entries 12"), "{metrics}");
+    assert!(
+        metrics.contains("stele_index_indexed_entries 12"),
+        "{metrics}"
+    );
     log.stop().await;
 }
 

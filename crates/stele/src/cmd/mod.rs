@@ -3,8 +3,11 @@
 pub mod append;
 pub mod bench;
 pub mod get;
+pub mod index;
 pub mod key;
 pub mod keygen;
 pub mod proof;
+pub mod query;
+pub mod replay;
 pub mod serve;
 pub mod verify;

@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use stele_core::event::entry_key;
+use stele_index::{Index, IndexOptions};
 use stele_server::{AppState, ServerConfig};
 use stele_store::{datadir, EntryKey, Store, StoreOptions};
 
@@ -37,7 +38,7 @@ pub struct ServeArgs {
 
 /// The idempotency key of a stored event, recomputed from its bytes: how the store rebuilds
 /// its id index after a crash. Must agree with the keys `stele-server` appends with.
-fn key_of(entry: &[u8]) -> Option<EntryKey> {
+pub(crate) fn key_of(entry: &[u8]) -> Option<EntryKey> {
     entry_key(entry).map(|(id, digest)| EntryKey {
         id: id.into_bytes(),
         digest,
@@ -73,6 +74,15 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         Store::open(opts).with_context(|| format!("opening the log in {}", dir.display()))?;
     let report = store.recovery_report();
     tracing::info!(size = store.size(), recovery = ?report, "log opened");
+    // The query index is derived data in DATA/index: it loads what it has and follows the log
+    // from there on its own thread, so serving starts at once even while it catches up.
+    let index = Index::open(store.clone(), IndexOptions::new(dir.join("index")))
+        .with_context(|| format!("opening the query index in {}", dir.join("index").display()))?;
+    tracing::info!(
+        indexed = index.indexed(),
+        lag = index.lag(),
+        "query index opened"
+    );
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -96,12 +106,13 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         out.flush()?;
         drop(out);
         tracing::info!(%addr, "serving");
-        let state = AppState::new(store.clone(), config);
+        let state = AppState::with_index(store.clone(), config, index.clone());
         stele_server::serve(listener, state, shutdown_signal())
             .await
             .context("serving HTTP")
     });
     // Close even when serving failed, so acknowledged appends get their final checkpoint.
+    index.shutdown();
     let closed = store.close().context("closing the log");
     runtime.shutdown_timeout(Duration::from_secs(5));
     served?;
