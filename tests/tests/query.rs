@@ -9,10 +9,10 @@ use stele_tests::{run_stele, Server};
 fn ev(n: u64) -> Value {
     json!({
         "actor": {"type": "user", "id": format!("user-{}", n % 4)},
-        "action": if n % 10 == 0 { "role.grant" } else { "authz.check" },
+        "action": if n.is_multiple_of(10) { "role.grant" } else { "authz.check" },
         "resource": {"type": "document", "id": format!("doc-{n}")},
-        "outcome": if n % 3 == 0 { "deny" } else { "allow" },
-        "tenant": if n % 2 == 0 { "acme" } else { "globex" },
+        "outcome": if n.is_multiple_of(3) { "deny" } else { "allow" },
+        "tenant": if n.is_multiple_of(2) { "acme" } else { "globex" },
         "reason": format!("case number {n}, with \"quotes\""),
         "change": {"principal": format!("user-{}", n % 4), "role": "auditor"},
     })
