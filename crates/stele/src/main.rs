@@ -58,7 +58,7 @@ enum Command {
     /// Verify a log: a data directory offline, or a server against a trusted key.
     Verify(cmd::verify::VerifyArgs),
     /// Search a running log's events (filters, full text, counts and group-by).
-    Query(cmd::query::QueryArgs),
+    Query(Box<cmd::query::QueryArgs>),
     /// Replay who held which role at an instant, from the log's permission changes.
     Replay(cmd::replay::ReplayArgs),
     /// Manage a data directory's query index (`stele index rebuild`).
@@ -90,7 +90,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Get(args) => cmd::get::run(args),
         Command::Proof(args) => cmd::proof::run(args),
         Command::Verify(args) => cmd::verify::run(args),
-        Command::Query(args) => cmd::query::run(args),
+        Command::Query(args) => cmd::query::run(*args),
         Command::Replay(args) => cmd::replay::run(args),
         Command::Index(args) => cmd::index::run(args),
         Command::Bench(args) => cmd::bench::run(&args).map(|()| ExitCode::SUCCESS),

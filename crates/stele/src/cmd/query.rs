@@ -264,8 +264,8 @@ fn print_table(out: &mut impl Write, events: &[Value], header: bool) -> Result<(
     if header {
         writeln!(
             out,
-            "{:>9}  {:<30}  {:<20}  {:<18}  {:<28}  {:<7}  {}",
-            "INDEX", "TIME", "ACTOR", "ACTION", "RESOURCE", "OUTCOME", "TENANT"
+            "{:>9}  {:<30}  {:<20}  {:<18}  {:<28}  {:<7}  TENANT",
+            "INDEX", "TIME", "ACTOR", "ACTION", "RESOURCE", "OUTCOME"
         )?;
     }
     for e in events {
