@@ -92,27 +92,62 @@ impl OpenChunk {
         }
     }
 
-    /// Adds the next entry. `time` is the entry's commit time, or for an entry that is not an
-    /// event the previous entry's (times stay non-decreasing so they can be searched).
-    pub fn push(&mut self, x: Extracted<'_>, prev_time: i64) {
-        let offset = self.times.len() as u16;
-        let time = x.time.map_or(prev_time, |t| t.max(prev_time));
-        self.times.push(time);
-        if x.time.is_none() {
-            add(&mut self.tables[INVALID], "", offset);
-            return;
+    /// An empty chunk starting at `first`, its term maps sized for about as many terms as
+    /// `previous` had (chunks of one log look alike; this saves rehashing while filling).
+    pub fn like(first: u64, previous: &OpenChunk) -> Self {
+        let mut c = OpenChunk::new(first);
+        for (t, p) in c.tables.iter_mut().zip(&previous.tables) {
+            t.reserve(p.len());
         }
-        for (table, term) in x.terms.iter().enumerate() {
-            if let Some(term) = term {
-                add(&mut self.tables[table], term, offset);
+        c
+    }
+
+    /// Adds the next entries, in log order. Each entry's time is its commit time, or for an
+    /// entry that is not an event the previous entry's (times stay non-decreasing so they can
+    /// be searched); `prev_time` is the time of the entry before the first.
+    ///
+    /// The keyword tables and the full-text table are filled on two threads for a large
+    /// batch: they are independent, and hash-map inserts are most of the indexing work.
+    pub fn extend(&mut self, xs: Vec<Extracted<'_>>, prev_time: i64) {
+        let base = self.times.len();
+        let mut prev = prev_time;
+        for (i, x) in xs.iter().enumerate() {
+            let time = x.time.map_or(prev, |t| t.max(prev));
+            self.times.push(time);
+            prev = time;
+            if x.time.is_none() {
+                add(&mut self.tables[INVALID], "", (base + i) as u16);
             }
         }
-        for token in &x.tokens {
-            add(&mut self.tables[TEXT], token, offset);
+        let (keyword, rest) = self.tables.split_at_mut(TEXT);
+        let text = &mut rest[0];
+        let fill_keywords = |keyword: &mut [TermMap]| {
+            for (i, x) in xs.iter().enumerate() {
+                let offset = (base + i) as u16;
+                for (table, term) in keyword.iter_mut().zip(&x.terms) {
+                    if let Some(term) = term {
+                        add(table, term, offset);
+                    }
+                }
+            }
+        };
+        let fill_text = |text: &mut TermMap| {
+            for (i, x) in xs.iter().enumerate() {
+                for token in &x.tokens {
+                    add(text, token, (base + i) as u16);
+                }
+            }
+        };
+        if xs.len() >= 1_024 {
+            std::thread::scope(|s| {
+                s.spawn(|| fill_text(text));
+                fill_keywords(keyword);
+            });
+        } else {
+            fill_keywords(keyword);
+            fill_text(text);
         }
-        if let Some(c) = x.change {
-            self.changes.push(c);
-        }
+        self.changes.extend(xs.into_iter().filter_map(|x| x.change));
     }
 
     /// The last entry's time.

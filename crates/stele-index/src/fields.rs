@@ -104,19 +104,33 @@ pub const MAX_TOKEN_BYTES: usize = 64;
 /// Splits `text` into full-text tokens: maximal runs of alphanumeric characters, lowercased;
 /// runs longer than [`MAX_TOKEN_BYTES`] are dropped. Queries (`q`) are tokenized the same way.
 pub fn tokenize(text: &str, out: &mut Vec<String>) {
+    let mut tokens = Vec::new();
+    tokenize_into(text, &mut tokens);
+    out.extend(tokens.into_iter().map(Cow::into_owned));
+}
+
+/// [`tokenize`], borrowing tokens from `text` when they are already lowercase ASCII (most
+/// are), since this runs for every indexed event.
+pub(crate) fn tokenize_into<'a>(text: &'a str, out: &mut Vec<Cow<'a, str>>) {
     for word in text.split(|c: char| !c.is_alphanumeric()) {
         if word.is_empty() || word.len() > MAX_TOKEN_BYTES {
             continue;
         }
         if word
             .bytes()
-            .all(|b| !b.is_ascii_uppercase() && b.is_ascii())
+            .all(|b| b.is_ascii() && !b.is_ascii_uppercase())
         {
-            out.push(word.to_owned());
+            out.push(Cow::Borrowed(word));
         } else {
-            out.push(word.to_lowercase());
+            out.push(Cow::Owned(word.to_lowercase()));
         }
     }
+}
+
+fn tokenize_owned(text: &str, out: &mut Vec<Cow<'_, str>>) {
+    let mut tokens = Vec::new();
+    tokenize_into(text, &mut tokens);
+    out.extend(tokens.into_iter().map(|t| Cow::Owned(t.into_owned())));
 }
 
 /// What the index keeps of one entry.
@@ -127,7 +141,7 @@ pub(crate) struct Extracted<'a> {
     /// Term per keyword field, in [`Field::ALL`] order.
     pub terms: [Option<Cow<'a, str>>; 10],
     /// Full-text tokens, sorted and deduplicated.
-    pub tokens: Vec<String>,
+    pub tokens: Vec<Cow<'a, str>>,
     /// The permission change this event makes, if it is one replay folds.
     pub change: Option<ChangeRecord>,
 }
@@ -188,8 +202,10 @@ pub(crate) fn extract(index: u64, entry: &[u8]) -> Extracted<'_> {
     };
     let time = time.unix_nanos();
     let mut tokens = Vec::new();
-    if let Some(reason) = &ev.reason {
-        tokenize(reason, &mut tokens);
+    match &ev.reason {
+        Some(Cow::Borrowed(reason)) => tokenize_into(reason, &mut tokens),
+        Some(Cow::Owned(reason)) => tokenize_owned(reason, &mut tokens),
+        None => {}
     }
     if let Some(context) = ev.context {
         let mut de = serde_json::Deserializer::from_str(context.get());
@@ -221,9 +237,9 @@ pub(crate) fn extract(index: u64, entry: &[u8]) -> Extracted<'_> {
 }
 
 /// Walks a JSON value and tokenizes every string value in it (object keys are not text).
-struct TextSink<'b>(&'b mut Vec<String>);
+struct TextSink<'b, 'de>(&'b mut Vec<Cow<'de, str>>);
 
-impl<'de> DeserializeSeed<'de> for TextSink<'_> {
+impl<'de> DeserializeSeed<'de> for TextSink<'_, 'de> {
     type Value = ();
 
     fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<(), D::Error> {
@@ -231,15 +247,20 @@ impl<'de> DeserializeSeed<'de> for TextSink<'_> {
     }
 }
 
-impl<'de> Visitor<'de> for TextSink<'_> {
+impl<'de> Visitor<'de> for TextSink<'_, 'de> {
     type Value = ();
 
     fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("any JSON value")
     }
 
+    fn visit_borrowed_str<E: serde::de::Error>(self, v: &'de str) -> Result<(), E> {
+        tokenize_into(v, self.0);
+        Ok(())
+    }
+
     fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<(), E> {
-        tokenize(v, self.0);
+        tokenize_owned(v, self.0);
         Ok(())
     }
 

@@ -90,7 +90,7 @@ fn incremental_indexing_with_restarts_equals_a_rebuild() {
     let inc_dir = dir.path().join("index-incremental");
     let mut synth = Synth::new(11, cfg());
     let mut index = common::open_index(&store, &inc_dir, 64);
-    for round in 0..12 {
+    for round in 0..14 {
         let events: Vec<Value> = (0..(round * 13 + 5)).map(|_| synth.event()).collect();
         common::append(&store, &events);
         index.catch_up().unwrap();
@@ -128,6 +128,13 @@ fn incremental_indexing_with_restarts_equals_a_rebuild() {
     reopened.catch_up().unwrap();
     assert_eq!(chunk_files(&inc_dir), chunk_files(&rebuilt_dir));
     assert_eq!(observe(&reopened, t_end), incremental);
+
+    // Chunk size changes nothing observable; one large step (over 1,024 entries) also takes
+    // the two-thread parsing and filling path.
+    assert!(store.size() > 1_024);
+    let big = common::open_index(&store, &dir.path().join("index-4096"), 4096);
+    big.catch_up().unwrap();
+    assert_eq!(observe(&big, t_end), incremental);
 
     // An index of another chunk size is rebuilt, not misread.
     drop(reopened);

@@ -287,7 +287,6 @@ async fn bad_parameters_are_400_naming_the_parameter() {
         ("/v1/events?from=2026-03-02&to=2026-03-01", "from"),
         ("/v1/events?outcome=maybe", "outcome"),
         ("/v1/events?actor_type=robot", "actor_type"),
-        ("/v1/events?actor=a*", "actor"),
         ("/v1/events?action=ro*le", "action"),
         ("/v1/events?q=%21%21", "q"),
         ("/v1/events?cursor=zz", "cursor"),

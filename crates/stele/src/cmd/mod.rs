@@ -2,6 +2,7 @@
 
 pub mod append;
 pub mod bench;
+pub mod bench_query;
 pub mod get;
 pub mod index;
 pub mod key;

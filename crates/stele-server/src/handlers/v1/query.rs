@@ -113,19 +113,20 @@ impl Params {
                     allowed.join(", ")
                 )));
             }
+            // Only action takes a wildcard: its values can never contain `*` (the schema's
+            // pattern), while any other field's value may, and then matches literally.
             let m = if field == Field::Action {
-                Match::parse(v)
+                let m = Match::parse(v);
+                let (Match::Exact(s) | Match::Prefix(s)) = &m;
+                if s.contains('*') {
+                    return Err(ApiError::BadRequest(format!(
+                        "the query parameter action takes `*` only as its last character (role.*), got {v:?}"
+                    )));
+                }
+                m
             } else {
                 Match::Exact(v.to_owned())
             };
-            let inner = match &m {
-                Match::Exact(s) | Match::Prefix(s) => s,
-            };
-            if inner.contains('*') {
-                return Err(ApiError::BadRequest(format!(
-                    "the query parameter {field}: only action accepts a wildcard, and only as its last character (role.*), got {v:?}"
-                )));
-            }
             f.fields.push((field, m));
         }
         if let Some(q) = self.get("q") {
