@@ -202,8 +202,11 @@ impl OpenChunk {
     }
 }
 
+/// Adds `offset` to `term`'s posting; a term twice in one entry (a repeated word) is posted
+/// once, since offsets arrive in order.
 fn add(table: &mut TermMap, term: &str, offset: u16) {
     match table.get_mut(term) {
+        Some(v) if v.last() == Some(&offset) => {}
         Some(v) => v.push(offset),
         None => {
             table.insert(term.into(), vec![offset]);
