@@ -269,6 +269,16 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<stele_index::IndexError> for ApiError {
+    fn from(e: stele_index::IndexError) -> Self {
+        match e {
+            stele_index::IndexError::Store(e) => e.into(),
+            stele_index::IndexError::InvalidQuery(what) => ApiError::BadRequest(what),
+            other => ApiError::Internal(format!("query index error: {other}")),
+        }
+    }
+}
+
 impl From<QueryRejection> for ApiError {
     fn from(e: QueryRejection) -> Self {
         ApiError::BadRequest(e.body_text())

@@ -5,6 +5,8 @@
 //! - `POST /v1/events` accepts events (one JSON object, a JSON array, or NDJSON), validates every
 //!   one against schema v1 ([`stele_core::event`]) and appends the whole request atomically.
 //! - `GET /v1/events/{index_or_id}` returns a stored entry byte for byte.
+//! - `GET /v1/events?…` searches the log through the query index ([`stele_index`]),
+//!   `GET /v1/events/count` counts and groups, `GET /v1/replay` replays grants as of an instant.
 //! - `GET /v1/proofs/inclusion` and `GET /v1/proofs/consistency` serve RFC 9162 §2.1.3 / §2.1.4
 //!   proofs.
 //! - `GET /checkpoint`, `GET /tile/…` implement the C2SP tlog-tiles read API byte-exactly
@@ -20,8 +22,8 @@
 //! it ([`AppState::enable_auth`] not called) the API is open.
 //!
 //! What it leaves out: there is no update or delete route for entries (the log is
-//! append-only), no TLS (run it behind a proxy that provides it), no query index (events
-//! are found by log index, id, or — for inclusion proofs — leaf hash).
+//! append-only), no TLS (run it behind a proxy that provides it); the query index is
+//! `stele-index`'s, handed in with [`AppState::build`].
 //!
 //! Every error is answered with a JSON body `{"error": "...", ...}` (see [`error::ApiError`]).
 
@@ -71,6 +73,9 @@ pub(crate) fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState
     use handlers::{ops, tiles, v1};
     vec![
         ("/v1/events", "post", post(v1::events::append)),
+        ("/v1/events", "get", get(v1::query::search)),
+        ("/v1/events/count", "get", get(v1::query::count)),
+        ("/v1/replay", "get", get(v1::replay::replay)),
         (
             "/v1/events/{index_or_id}",
             "get",

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use prometheus_client::registry::Registry;
 use stele_core::event::EventLimits;
+use stele_index::Index;
 use stele_store::{Store, StoreError};
 
 use crate::auth::Auth;
@@ -54,6 +55,7 @@ struct Inner {
     http: HttpMetrics,
     witnessing: Option<Witnessing>,
     auth: OnceLock<Auth>,
+    index: Option<Index>,
 }
 
 impl AppState {
@@ -61,7 +63,7 @@ impl AppState {
     /// signing key). The store's metrics and the HTTP metrics are registered in one registry,
     /// served at `GET /metrics`.
     pub fn new(store: Store, config: ServerConfig) -> Self {
-        Self::with_witnessing(store, config, None)
+        Self::build(store, config, None, None)
     }
 
     /// Like [`AppState::new`], with witnesses: `GET /checkpoint` then serves what
@@ -72,11 +74,31 @@ impl AppState {
         config: ServerConfig,
         witnessing: Option<Witnessing>,
     ) -> Self {
+        Self::build(store, config, witnessing, None)
+    }
+
+    /// Like [`AppState::new`], with the query index of the store, which serves
+    /// `GET /v1/events?…`, `GET /v1/events/count` and `GET /v1/replay` (without one they
+    /// answer 503). Its gauges join the metrics.
+    pub fn with_index(store: Store, config: ServerConfig, index: Index) -> Self {
+        Self::build(store, config, None, Some(index))
+    }
+
+    /// The general constructor: optional witnesses and optional query index.
+    pub fn build(
+        store: Store,
+        config: ServerConfig,
+        witnessing: Option<Witnessing>,
+        index: Option<Index>,
+    ) -> Self {
         let mut registry = Registry::default();
         let http = HttpMetrics::register(&mut registry);
         store.register_metrics(&mut registry);
         if let Some(w) = &witnessing {
             w.register_metrics(&mut registry);
+        }
+        if let Some(index) = &index {
+            index.register_metrics(&mut registry);
         }
         AppState(Arc::new(Inner {
             origin: store.origin().to_owned(),
@@ -88,6 +110,7 @@ impl AppState {
             http,
             witnessing,
             auth: OnceLock::new(),
+            index,
         }))
     }
 
@@ -108,6 +131,11 @@ impl AppState {
     /// The witnessing configuration, if witnesses are configured.
     pub fn witnessing(&self) -> Option<&Witnessing> {
         self.0.witnessing.as_ref()
+    }
+
+    /// The query index, if the server has one.
+    pub fn index(&self) -> Option<&Index> {
+        self.0.index.as_ref()
     }
 
     /// The store.

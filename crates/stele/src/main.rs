@@ -1,8 +1,9 @@
 //! # stele
 //!
 //! The command-line tool of Stele: run a log server (`serve`), manage its keys (`keygen`,
-//! `key`), talk to a running log over HTTP (`append`, `get`, `proof`) and check a log
-//! (`verify`, offline against a data directory or remotely against the HTTP API).
+//! `key`), talk to a running log over HTTP (`append`, `get`, `proof`, `query`, `replay`),
+//! check a log (`verify`, offline against a data directory or remotely against the HTTP API)
+//! and rebuild its query index (`index rebuild`).
 //!
 //! A thin shell in ripgrep's shape: [`main`] calls [`run`] and maps the outcome to an exit
 //! code. Exit codes: 0 success, 1 a verification failure, damage or an HTTP error answer,
@@ -77,6 +78,12 @@ enum Command {
     VerifyMisbehaviour(cmd::verify_misbehaviour::VerifyMisbehaviourArgs),
     /// Manage API tokens: offline on a data directory, or over a server's admin API.
     Token(cmd::token::TokenArgs),
+    /// Search a running log's events (filters, full text, counts and group-by).
+    Query(Box<cmd::query::QueryArgs>),
+    /// Replay who held which role at an instant, from the log's permission changes.
+    Replay(cmd::replay::ReplayArgs),
+    /// Manage a data directory's query index (`stele index rebuild`).
+    Index(cmd::index::IndexArgs),
     /// Measure append, HTTP, proof and verify rates beside the disk's and SHA-256's limits.
     Bench(cmd::bench::BenchArgs),
 }
@@ -111,6 +118,9 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Witness(args) => cmd::witness::run(args),
         Command::VerifyMisbehaviour(args) => cmd::verify_misbehaviour::run(&args),
         Command::Token(args) => cmd::token::run(args),
+        Command::Query(args) => cmd::query::run(*args),
+        Command::Replay(args) => cmd::replay::run(args),
+        Command::Index(args) => cmd::index::run(args),
         Command::Bench(args) => cmd::bench::run(&args).map(|()| ExitCode::SUCCESS),
     }
 }

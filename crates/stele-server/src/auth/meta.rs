@@ -40,7 +40,7 @@ use crate::error::ApiError;
 pub const AUDIT_READ: &str = "audit.read";
 /// A proof served: `GET /v1/proofs/*`.
 pub const AUDIT_PROOF: &str = "audit.proof";
-/// A query answered (for the query API; no route of this version serves one).
+/// A query answered: search, count or replay.
 pub const AUDIT_QUERY: &str = "audit.query";
 /// Entries exported in bulk: `GET /tile/entries/*`.
 pub const AUDIT_EXPORT: &str = "audit.export";

@@ -53,6 +53,9 @@ pub async fn healthz(State(state): State<AppState>) -> (StatusCode, Json<Value>)
 ///
 /// 500 if a metric fails to encode.
 pub async fn metrics(State(state): State<AppState>) -> Result<Response, ApiError> {
+    if let Some(index) = state.index() {
+        index.update_metrics();
+    }
     let mut text = String::new();
     prometheus_client::encoding::text::encode(&mut text, state.registry())
         .map_err(|e| ApiError::Internal(format!("encoding metrics: {e}")))?;

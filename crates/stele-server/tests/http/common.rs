@@ -19,6 +19,7 @@ pub struct TestLog {
     pub url: String,
     pub client: reqwest::Client,
     pub store: Store,
+    pub index: stele_index::Index,
     pub verifier: NoteVerifier,
     shutdown: Option<oneshot::Sender<()>>,
     server: Option<JoinHandle<std::io::Result<()>>>,
@@ -47,7 +48,12 @@ pub async fn start_with(configure: impl FnOnce(&mut ServerConfig)) -> TestLog {
     let store = Store::open(options).unwrap();
     let mut config = ServerConfig::default();
     configure(&mut config);
-    let state = AppState::new(store.clone(), config);
+    let index = stele_index::Index::open(
+        store.clone(),
+        stele_index::IndexOptions::new(dir.path().join("index")),
+    )
+    .unwrap();
+    let state = AppState::with_index(store.clone(), config, index.clone());
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}", listener.local_addr().unwrap());
     let (tx, rx) = oneshot::channel::<()>();
@@ -58,6 +64,7 @@ pub async fn start_with(configure: impl FnOnce(&mut ServerConfig)) -> TestLog {
         url,
         client: reqwest::Client::new(),
         store,
+        index,
         verifier,
         shutdown: Some(tx),
         server: Some(server),
@@ -125,6 +132,16 @@ impl TestLog {
         let text = self.get("/checkpoint").await.text().await.unwrap();
         let (cp, _) = open_checkpoint(text.as_bytes(), &self.verifier).unwrap();
         (cp, text)
+    }
+
+    /// Waits until the query index covers the whole log.
+    pub async fn indexed(&self) {
+        let (index, size) = (self.index.clone(), self.store.size());
+        let done =
+            tokio::task::spawn_blocking(move || index.wait_for(size, Duration::from_secs(30)))
+                .await
+                .unwrap();
+        assert!(done, "the index did not catch up");
     }
 
     /// Stops the server and waits for it.

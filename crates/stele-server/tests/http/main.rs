@@ -6,5 +6,6 @@ mod common;
 mod events;
 mod ops;
 mod proofs;
+mod query;
 mod rejects;
 mod tiles;

@@ -35,6 +35,9 @@ pub enum Bench {
     Proof,
     /// Offline verification rate.
     Verify,
+    /// The query index over a large log of realistic events (not part of `all`: it writes
+    /// several GB).
+    Query,
 }
 
 /// Arguments of `stele bench`.
@@ -69,6 +72,12 @@ pub struct BenchArgs {
     /// request, checked and rate-limited as in production), and print the difference.
     #[arg(long)]
     pub auth: bool,
+    /// Events in the log built for the query bench.
+    #[arg(long, default_value_t = 10_000_000)]
+    pub query_events: u64,
+    /// Days the query bench's events span.
+    #[arg(long, default_value_t = 180)]
+    pub query_days: u64,
 }
 
 /// Runs the selected benches, printing one line per figure.
@@ -77,7 +86,7 @@ pub struct BenchArgs {
 /// I/O or store errors.
 pub fn run(args: &BenchArgs) -> Result<()> {
     let all = args.which.contains(&Bench::All);
-    let on = |b: Bench| all || args.which.contains(&b);
+    let on = |b: Bench| (all && b != Bench::Query) || args.which.contains(&b);
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
     let scratch = tempfile::Builder::new()
@@ -130,6 +139,9 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     }
     if on(Bench::Proof) || on(Bench::Verify) {
         proof_and_verify(scratch.path(), args, on(Bench::Proof), on(Bench::Verify))?;
+    }
+    if on(Bench::Query) {
+        crate::cmd::bench_query::run(scratch.path(), args.query_events, args.query_days)?;
     }
     Ok(())
 }

@@ -2,11 +2,15 @@
 
 pub mod append;
 pub mod bench;
+pub mod bench_query;
 pub mod export;
 pub mod get;
+pub mod index;
 pub mod key;
 pub mod keygen;
 pub mod proof;
+pub mod query;
+pub mod replay;
 pub mod report;
 pub mod serve;
 pub mod token;

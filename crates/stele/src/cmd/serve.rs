@@ -9,6 +9,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Args;
 use stele_core::event::entry_key;
+use stele_index::{Index, IndexOptions};
 use stele_server::witnessing::{parse_witness_arg, WitnessConfig, Witnessing};
 use stele_server::{AppState, ServerConfig};
 use stele_store::{datadir, EntryKey, Store, StoreOptions};
@@ -53,7 +54,7 @@ pub struct ServeArgs {
 
 /// The idempotency key of a stored event, recomputed from its bytes: how the store rebuilds
 /// its id index after a crash. Must agree with the keys `stele-server` appends with.
-fn key_of(entry: &[u8]) -> Option<EntryKey> {
+pub(crate) fn key_of(entry: &[u8]) -> Option<EntryKey> {
     entry_key(entry).map(|(id, digest)| EntryKey {
         id: id.into_bytes(),
         digest,
@@ -103,6 +104,15 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     let report = store.recovery_report();
     tracing::info!(size = store.size(), recovery = ?report, "log opened");
     let access = access::prepare(&args.access, &dir)?;
+    // The query index is derived data in DATA/index: it loads what it has and follows the log
+    // from there on its own thread, so serving starts at once even while it catches up.
+    let index = Index::open(store.clone(), IndexOptions::new(dir.join("index")))
+        .with_context(|| format!("opening the query index in {}", dir.join("index").display()))?;
+    tracing::info!(
+        indexed = index.indexed(),
+        lag = index.lag(),
+        "query index opened"
+    );
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -127,7 +137,12 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         out.flush()?;
         drop(out);
         tracing::info!(%addr, "serving");
-        let state = AppState::with_witnessing(store.clone(), config, witnessing.clone());
+        let state = AppState::build(
+            store.clone(),
+            config,
+            witnessing.clone(),
+            Some(index.clone()),
+        );
         // Before the first request is served (the listener only queues connections so far).
         access.enable(&dir, &state, &store, config.limits).await?;
         // Witness submissions run beside the server and never hold up appends.
@@ -148,6 +163,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         served
     });
     // Close even when serving failed, so acknowledged appends get their final checkpoint.
+    index.shutdown();
     let closed = store.close().context("closing the log");
     runtime.shutdown_timeout(Duration::from_secs(5));
     served?;

@@ -2,3 +2,5 @@
 
 pub mod events;
 pub mod proofs;
+pub mod query;
+pub mod replay;
