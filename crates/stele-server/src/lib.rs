@@ -19,9 +19,12 @@
 //! `Authorization: Bearer <token>` of a role the route allows; reads are meta-logged. Without
 //! it ([`AppState::enable_auth`] not called) the API is open.
 //!
+//! HTTPS ([`tls`], rustls): [`serve_https`] serves the same router over TLS and, with a client
+//! CA, verifies client certificates (mTLS), which the access middleware maps to principals.
+//!
 //! What it leaves out: there is no update or delete route for entries (the log is
-//! append-only), no TLS (run it behind a proxy that provides it), no query index (events
-//! are found by log index, id, or — for inclusion proofs — leaf hash).
+//! append-only), no query index (events are found by log index, id, or — for inclusion
+//! proofs — leaf hash).
 //!
 //! Every error is answered with a JSON body `{"error": "...", ...}` (see [`error::ApiError`]).
 
@@ -31,6 +34,7 @@ pub mod error;
 pub mod handlers;
 mod metrics;
 pub mod state;
+pub mod tls;
 pub mod witnessing;
 
 use std::future::Future;
@@ -121,6 +125,21 @@ pub async fn serve(
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// Like [`serve`], over TLS with `config` (see [`tls::load_server_config`]): requests carry
+/// the verified client certificate, if any, for the access middleware.
+///
+/// # Errors
+///
+/// As [`tls::serve_tls`].
+pub async fn serve_https(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    config: std::sync::Arc<rustls::ServerConfig>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    tls::serve_tls(listener, router(state), config, shutdown).await
 }
 
 #[cfg(test)]
