@@ -14,6 +14,7 @@
 //!   (OpenAPI 3.1, with the event JSON Schema embedded) and `GET /schema/event-v1.schema.json`.
 //!
 //! - `/v1/admin/tokens` (create, list, revoke) manages API tokens.
+//! - `GET /v1/key/rotations` serves the signing-key rotation statements ([`keys`]).
 //!
 //! Access control ([`auth`]): with authentication on, every route but the public ones needs
 //! `Authorization: Bearer <token>` of a role the route allows; reads are meta-logged. Without
@@ -32,6 +33,7 @@ pub mod auth;
 pub mod body;
 pub mod error;
 pub mod handlers;
+pub mod keys;
 mod metrics;
 pub mod state;
 pub mod tls;
@@ -88,6 +90,7 @@ pub(crate) fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState
         ),
         ("/v1/log", "get", get(ops::log_info)),
         ("/checkpoint", "get", get(tiles::checkpoint)),
+        ("/v1/key/rotations", "get", get(keys::rotations)),
         ("/tile/{*rest}", "get", get(tiles::tile)),
         ("/healthz", "get", get(ops::healthz)),
         ("/metrics", "get", get(ops::metrics)),

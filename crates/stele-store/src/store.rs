@@ -265,6 +265,14 @@ impl Store {
             .clone()
     }
 
+    /// Every rotation of the log's signing key, oldest first (`key/rotations.json`).
+    ///
+    /// # Errors
+    /// A malformed file; I/O errors.
+    pub fn rotations(&self) -> Result<Vec<crate::rotation::RotationRecord>> {
+        crate::rotation::load_rotations(self.inner.shared.layout.root())
+    }
+
     /// Rotates the log's signing key to `signer` (see [`crate::rotation`]): appends `entry`
     /// (the caller's record of the rotation; it must carry an idempotency key so a retry
     /// after a crash finds it), signs the statement, stores the keys and records, and

@@ -106,7 +106,7 @@ fn warn_if_readable_by_others(key: &std::path::Path) {
 
 /// The idempotency key of a stored event, recomputed from its bytes: how the store rebuilds
 /// its id index after a crash. Must agree with the keys `stele-server` appends with.
-fn key_of(entry: &[u8]) -> Option<EntryKey> {
+pub(crate) fn key_of(entry: &[u8]) -> Option<EntryKey> {
     entry_key(entry).map(|(id, digest)| EntryKey {
         id: id.into_bytes(),
         digest,
@@ -157,6 +157,14 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         Store::open(opts).with_context(|| format!("opening the log in {}", dir.display()))?;
     let report = store.recovery_report();
     tracing::info!(size = store.size(), recovery = ?report, "log opened");
+    // A rotation requested while no server ran (or interrupted by a crash) is carried out
+    // before anything is served, so the banner shows the key that signs.
+    if let Some(r) = stele_server::keys::rotate_pending(&store, &dir, &ServerConfig::default().limits)
+        .map_err(anyhow::Error::msg)
+        .context("carrying out the requested key rotation")?
+    {
+        tracing::info!(old = %r.old_key, new = %r.new_key, from_size = r.from_size, "rotated the signing key");
+    }
     let access = access::prepare(&args.access, &dir)?;
 
     let runtime = tokio::runtime::Builder::new_multi_thread()
@@ -186,6 +194,12 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         let state = AppState::with_witnessing(store.clone(), config, witnessing.clone());
         // Before the first request is served (the listener only queues connections so far).
         access.enable(&dir, &state, &store, config.limits).await?;
+        // Rotations requested with `stele key rotate --data` while the server runs.
+        let rotating = tokio::spawn(stele_server::keys::watch_rotations(
+            store.clone(),
+            dir.clone(),
+            config.limits,
+        ));
         // Witness submissions run beside the server and never hold up appends.
         let submitting = witnessing.map(|w| {
             tracing::info!(
@@ -205,6 +219,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         if let Some(task) = submitting {
             task.abort();
         }
+        rotating.abort();
         served
     });
     // Close even when serving failed, so acknowledged appends get their final checkpoint.
