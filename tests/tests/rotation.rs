@@ -36,7 +36,9 @@ fn signers(note: &[u8]) -> Vec<String> {
     sigs.lines()
         .map(|l| {
             let (name, b64) = l.trim_start_matches("\u{2014} ").split_once(' ').unwrap();
-            let raw = base64::engine::general_purpose::STANDARD.decode(b64).unwrap();
+            let raw = base64::engine::general_purpose::STANDARD
+                .decode(b64)
+                .unwrap();
             format!("{name}+{}", hex(&raw[..4]))
         })
         .collect()
@@ -55,7 +57,15 @@ fn key_id(vkey: &str) -> String {
 /// `stele verify --url … --key KEY --state STATE`, as the server's auditor if it has one
 /// (consistency proofs need a principal when authentication is on).
 fn verify_url(server: &Server, key: &str, state: &Path) -> Output {
-    let mut args = vec!["verify", "--url", &server.url, "--key", key, "--state", s(state)];
+    let mut args = vec![
+        "verify",
+        "--url",
+        &server.url,
+        "--key",
+        key,
+        "--state",
+        s(state),
+    ];
     if let Some(t) = server.tokens() {
         args.extend(["--token", &t.auditor]);
     }
@@ -91,7 +101,10 @@ fn a_live_rotation_is_followed_by_old_key_holders_and_both_eras_verify() {
     let key_b = ok(&out).lines().last().unwrap().trim().to_owned();
     assert_ne!(key_b, key_a);
     assert_eq!(public_key(&data), key_b);
-    assert_eq!(key_id(&key_a).split('+').next(), key_id(&key_b).split('+').next());
+    assert_eq!(
+        key_id(&key_a).split('+').next(),
+        key_id(&key_b).split('+').next()
+    );
     // The running server serves the new key and the statement.
     let (_, info) = server.get("/v1/log");
     let info: Value = serde_json::from_slice(&info).unwrap();
@@ -100,13 +113,19 @@ fn a_live_rotation_is_followed_by_old_key_holders_and_both_eras_verify() {
     assert_eq!(status, 200);
     let served: Value = serde_json::from_slice(&body).unwrap();
     let rotation = &served["rotations"][0];
-    assert_eq!((rotation["old_key"].as_str(), rotation["new_key"].as_str()), (Some(key_a.as_str()), Some(key_b.as_str())));
+    assert_eq!(
+        (rotation["old_key"].as_str(), rotation["new_key"].as_str()),
+        (Some(key_a.as_str()), Some(key_b.as_str()))
+    );
     let statement = rotation["statement"].as_str().unwrap();
-    assert!(statement.starts_with(&format!(
-        "stele-key-rotation/v1\n{}\n{key_b}\n{}\n\n",
-        key_a.split('+').next().unwrap(),
-        rotation["from_size"]
-    )), "{statement}");
+    assert!(
+        statement.starts_with(&format!(
+            "stele-key-rotation/v1\n{}\n{key_b}\n{}\n\n",
+            key_a.split('+').next().unwrap(),
+            rotation["from_size"]
+        )),
+        "{statement}"
+    );
     // The rotation is in the log, as the log's own event, at from_size - 1.
     let event_index = rotation["event_index"].as_u64().unwrap();
     assert_eq!(rotation["from_size"].as_u64().unwrap(), event_index + 1);
@@ -120,7 +139,10 @@ fn a_live_rotation_is_followed_by_old_key_holders_and_both_eras_verify() {
     // During the window: checkpoints carry both keys' signatures.
     let note = grow(&server, 2);
     let sigs = signers(&note);
-    assert!(sigs.contains(&key_id(&key_a)) && sigs.contains(&key_id(&key_b)), "{sigs:?}");
+    assert!(
+        sigs.contains(&key_id(&key_a)) && sigs.contains(&key_id(&key_b)),
+        "{sigs:?}"
+    );
     // Every kind of verifier passes: old key (following), new key alone.
     let out = ok(&verify_url(&server, &key_a, &state_old));
     assert!(out.contains("key rotation: from tree size"), "{out}");
@@ -137,7 +159,11 @@ fn a_live_rotation_is_followed_by_old_key_holders_and_both_eras_verify() {
     assert!(!out.contains("key rotation:"), "followed twice: {out}");
     assert!(state_old.with_extension("checkpoint.rotations").exists());
     // A fresh verifier with only the old key follows the served statement.
-    let out = ok(&verify_url(&server, &key_a, &dir.path().join("fresh.checkpoint")));
+    let out = ok(&verify_url(
+        &server,
+        &key_a,
+        &dir.path().join("fresh.checkpoint"),
+    ));
     assert!(out.contains("key rotation:"), "{out}");
     ok(&verify_url(&server, &key_b, &state_new));
 
@@ -151,9 +177,14 @@ fn a_live_rotation_is_followed_by_old_key_holders_and_both_eras_verify() {
 
     // The retired private key was deleted when its window closed; the current one is 0600.
     use std::os::unix::fs::PermissionsExt;
-    let retired: Vec<_> = std::fs::read_dir(data.join("key/retired")).unwrap().collect();
+    let retired: Vec<_> = std::fs::read_dir(data.join("key/retired"))
+        .unwrap()
+        .collect();
     assert!(retired.is_empty(), "{retired:?}");
-    let mode = std::fs::metadata(data.join("key/signer.key")).unwrap().permissions().mode();
+    let mode = std::fs::metadata(data.join("key/signer.key"))
+        .unwrap()
+        .permissions()
+        .mode();
     assert_eq!(mode & 0o077, 0);
     // No secret in the server's logs.
     let stderr = server.stderr();
@@ -178,10 +209,20 @@ fn an_offline_rotation_is_carried_out_at_once_and_served_after_restart() {
     assert!(out.contains("1 key rotations"), "{out}");
     // A second request while one is pending is refused (none is pending now: make one).
     let server = Server::start(&data, &["--checkpoint-interval", "100ms"]);
-    assert!(server.banner.iter().any(|l| l == &format!("verifier key: {key_b}")), "{:?}", server.banner);
+    assert!(
+        server
+            .banner
+            .iter()
+            .any(|l| l == &format!("verifier key: {key_b}")),
+        "{:?}",
+        server.banner
+    );
     let note = grow(&server, 1);
     let sigs = signers(&note);
-    assert!(sigs.contains(&key_id(&key_a)) && sigs.contains(&key_id(&key_b)), "{sigs:?}");
+    assert!(
+        sigs.contains(&key_id(&key_a)) && sigs.contains(&key_id(&key_b)),
+        "{sigs:?}"
+    );
     let out = ok(&verify_url(&server, &key_a, &state));
     assert!(out.contains("key rotation:"), "{out}");
 }
@@ -206,7 +247,11 @@ fn forged_rotation_statements_are_refused() {
     let text = format!("stele-key-rotation/v1\n{origin}\n{m_vkey}\n3\n");
     let sign_as = |id: &str| {
         let sig = mallory.sign(text.as_bytes()).to_bytes();
-        let raw = [&u32::from_str_radix(id, 16).unwrap().to_be_bytes()[..], &sig].concat();
+        let raw = [
+            &u32::from_str_radix(id, 16).unwrap().to_be_bytes()[..],
+            &sig,
+        ]
+        .concat();
         format!(
             "\u{2014} {origin} {}\n",
             base64::engine::general_purpose::STANDARD.encode(raw)
@@ -224,7 +269,10 @@ fn forged_rotation_statements_are_refused() {
     )
     .unwrap();
     let out = ok(&verify_url(&server, &key_a, &state));
-    assert!(!out.contains("key rotation:") && !out.contains(&m_vkey), "{out}");
+    assert!(
+        !out.contains("key rotation:") && !out.contains(&m_vkey),
+        "{out}"
+    );
 
     // 2. Claiming the log key's signature: the statement does not verify, verification fails.
     let forged = format!("{text}\n{}{}", sign_as(a_id), sign_as(&m_id));
@@ -234,13 +282,25 @@ fn forged_rotation_statements_are_refused() {
     )
     .unwrap();
     let out = verify_url(&server, &key_a, &state);
-    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stdout));
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("invalid signature"), "{err}");
 
     // 3. Offline: a forged statement in the data directory's history is caught.
     server.terminate();
-    ok(&run_stele(["key", "rotate", "--data", s(&data), "--window", "0"]));
+    ok(&run_stele([
+        "key",
+        "rotate",
+        "--data",
+        s(&data),
+        "--window",
+        "0",
+    ]));
     ok(&run_stele(["verify", "--data", s(&data)]));
     let path = data.join("key/rotations.json");
     let mut history: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
@@ -267,7 +327,13 @@ fn key_id_of(name: &str, public: &[u8; 32]) -> String {
 fn a_second_rotation_request_waits_for_the_first() {
     let dir = tempfile::tempdir().unwrap();
     let data = dir.path().join("data");
-    ok(&run_stele(["keygen", "--data", s(&data), "--origin", "test.example/log"]));
+    ok(&run_stele([
+        "keygen",
+        "--data",
+        s(&data),
+        "--origin",
+        "test.example/log",
+    ]));
     // No log yet: `key rotate` opens (and creates) it, rotates, and is done.
     let first = ok(&run_stele(["key", "rotate", "--data", s(&data)]));
     assert!(first.trim_end().ends_with(&public_key(&data)));

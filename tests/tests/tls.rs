@@ -58,7 +58,10 @@ impl Ca {
             ExtendedKeyUsagePurpose::ClientAuth
         }];
         let cert = params.signed_by(&key, &self.issuer).unwrap();
-        let (c, k) = (dir.join(format!("{name}.pem")), dir.join(format!("{name}.key")));
+        let (c, k) = (
+            dir.join(format!("{name}.pem")),
+            dir.join(format!("{name}.key")),
+        );
         std::fs::write(&c, cert.pem()).unwrap();
         write_private(&k, &key.serialize_pem());
         (c, k)
@@ -140,7 +143,10 @@ fn curl(args: &[&str], url: &str) -> (u16, i32, String) {
         .arg(url)
         .output()
         .expect("curl is installed");
-    let code = String::from_utf8_lossy(&out.stdout).trim().parse().unwrap_or(0);
+    let code = String::from_utf8_lossy(&out.stdout)
+        .trim()
+        .parse()
+        .unwrap_or(0);
     let text = std::fs::read_to_string(body.path()).unwrap_or_default();
     (code, out.status.code().unwrap_or(-1), text)
 }
@@ -167,7 +173,11 @@ fn https_serves_and_plain_http_to_the_tls_port_fails() {
     let pki = pki();
     let data = pki.dir.path().join("data");
     let server = start(&pki, &data, &[]);
-    assert!(server.url.starts_with("https://127.0.0.1:"), "{}", server.url);
+    assert!(
+        server.url.starts_with("https://127.0.0.1:"),
+        "{}",
+        server.url
+    );
     let (code, _, body) = curl(&["--cacert", s(&pki.ca)], &server.at("/healthz"));
     assert_eq!(code, 200, "{body}");
     // The same port over plain HTTP: no HTTP answer.
@@ -181,7 +191,12 @@ fn https_serves_and_plain_http_to_the_tls_port_fails() {
     // Bearer tokens work over TLS as over HTTP.
     let auditor = server.tokens().unwrap().auditor.clone();
     let (code, _, body) = curl(
-        &["--cacert", s(&pki.ca), "-H", &format!("authorization: Bearer {auditor}")],
+        &[
+            "--cacert",
+            s(&pki.ca),
+            "-H",
+            &format!("authorization: Bearer {auditor}"),
+        ],
         &server.at("/v1/events/0"),
     );
     assert_eq!(code, 200, "{body}");
@@ -192,12 +207,19 @@ fn https_serves_and_plain_http_to_the_tls_port_fails() {
         run_stele(a)
     };
     let ok = get(&["--ca", s(&pki.ca)]);
-    assert!(ok.status.success(), "{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     let refused = get(&[]);
     assert!(!refused.status.success());
     // Nothing secret in what the server logged.
     let stderr = server.stderr();
-    assert!(!stderr.contains("-----BEGIN") && !stderr.contains(&auditor), "{stderr}");
+    assert!(
+        !stderr.contains("-----BEGIN") && !stderr.contains(&auditor),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -209,9 +231,20 @@ fn mtls_maps_certificates_to_principals_and_refuses_the_rest() {
     let alice_id = create_token(
         &data,
         "writer",
-        &["--tenant", "acme", "--source", "gw-1", "--cert", s(&pki.alice.0)],
+        &[
+            "--tenant",
+            "acme",
+            "--source",
+            "gw-1",
+            "--cert",
+            s(&pki.alice.0),
+        ],
     );
-    let bob_id = create_token(&data, "reader", &["--tenant", "acme", "--cert", s(&pki.bob.0)]);
+    let bob_id = create_token(
+        &data,
+        "reader",
+        &["--tenant", "acme", "--cert", s(&pki.bob.0)],
+    );
     // curl as `who` (or with no certificate), with `extra` arguments, on `path`.
     let run = |who: Option<&(PathBuf, PathBuf)>, extra: &[&str], path: &str| {
         let mut a = vec!["--cacert", s(&pki.ca)];
@@ -247,19 +280,28 @@ fn mtls_maps_certificates_to_principals_and_refuses_the_rest() {
         .as_u64()
         .unwrap();
     // ...but may not read: the writer role's access, nothing more.
-    assert_eq!(run(Some(&pki.alice), &[], &format!("/v1/events/{index}")).0, 403);
+    assert_eq!(
+        run(Some(&pki.alice), &[], &format!("/v1/events/{index}")).0,
+        403
+    );
     // bob (reader of acme) reads it; the event carries alice's stamped source and tenant.
     let (code, _, body) = run(Some(&pki.bob), &[], &format!("/v1/events/{index}"));
     assert_eq!(code, 200, "{body}");
     let stored: Value = serde_json::from_str(&body).unwrap();
-    assert_eq!((stored["tenant"].as_str(), stored["source"].as_str()), (Some("acme"), Some("gw-1")));
+    assert_eq!(
+        (stored["tenant"].as_str(), stored["source"].as_str()),
+        (Some("acme"), Some("gw-1"))
+    );
     // bob may not have entry bundles (auditors only).
     assert_eq!(run(Some(&pki.bob), &[], "/tile/entries/000.p/1").0, 403);
 
     // A token sent over an mTLS connection decides: bob's connection, the auditor's token.
     let auditor = server.tokens().unwrap().auditor.clone();
     let bearer = format!("authorization: Bearer {auditor}");
-    assert_eq!(run(Some(&pki.bob), &["-H", &bearer], "/tile/entries/000.p/1").0, 200);
+    assert_eq!(
+        run(Some(&pki.bob), &["-H", &bearer], "/tile/entries/000.p/1").0,
+        200
+    );
 
     // The meta-log names the certificate principal.
     let http = client(&pki, None);
@@ -283,7 +325,13 @@ fn mtls_maps_certificates_to_principals_and_refuses_the_rest() {
         .collect();
     assert_eq!(created.len(), 1);
     assert_eq!(created[0]["resource"]["type"], "certificate");
-    assert_eq!(created[0]["context"]["certificate_sha256"].as_str().unwrap().len(), 64);
+    assert_eq!(
+        created[0]["context"]["certificate_sha256"]
+            .as_str()
+            .unwrap()
+            .len(),
+        64
+    );
 
     // Revoking the principal takes effect on the next request.
     let out = run_stele(["token", "revoke", "--data", s(&data), &bob_id]);
@@ -310,7 +358,11 @@ fn mtls_maps_certificates_to_principals_and_refuses_the_rest() {
     let auditor_cert = create_token(&data, "auditor", &["--cert", s(&pki.carol.0)]);
     assert_eq!(auditor_cert.len(), 16);
     let out = cli(&pki.carol);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("doc.read"));
     let out = cli(&pki.mallory);
     assert!(!out.status.success());
@@ -318,7 +370,10 @@ fn mtls_maps_certificates_to_principals_and_refuses_the_rest() {
     let list = run_stele(["token", "list", "--data", s(&data)]);
     let list = String::from_utf8_lossy(&list.stdout);
     let line = list.lines().find(|l| l.starts_with(&alice_id)).unwrap();
-    assert!(line.contains(" writer acme gw-1 never active cert="), "{line}");
+    assert!(
+        line.contains(" writer acme gw-1 never active cert="),
+        "{line}"
+    );
 }
 
 #[test]
@@ -335,12 +390,20 @@ fn a_required_client_certificate_is_checked_at_the_handshake() {
         "--require-client-cert",
     ];
     // The harness polls /healthz, so it needs a certificate too.
-    let server = Server::launch(&data, &args, client(&pki, Some(&pki.carol))).unwrap_or_else(|f| panic!("{}", f.stderr));
+    let server = Server::launch(&data, &args, client(&pki, Some(&pki.carol)))
+        .unwrap_or_else(|f| panic!("{}", f.stderr));
     let (code, exit, _) = curl(&["--cacert", s(&pki.ca)], &server.at("/healthz"));
     assert_eq!(code, 0);
     assert_ne!(exit, 0);
     let (code, _, _) = curl(
-        &["--cacert", s(&pki.ca), "--cert", s(&pki.alice.0), "--key", s(&pki.alice.1)],
+        &[
+            "--cacert",
+            s(&pki.ca),
+            "--cert",
+            s(&pki.alice.0),
+            "--key",
+            s(&pki.alice.1),
+        ],
         &server.at("/healthz"),
     );
     assert_eq!(code, 200);
@@ -371,11 +434,21 @@ fn bad_certificate_files_stop_the_start_with_a_clear_message() {
     );
     // The key where the certificate should be, and the other way round.
     fail(
-        &["--tls-cert", s(&pki.server.1), "--tls-key", s(&pki.server.1)],
+        &[
+            "--tls-cert",
+            s(&pki.server.1),
+            "--tls-key",
+            s(&pki.server.1),
+        ],
         "is not a PEM certificate",
     );
     fail(
-        &["--tls-cert", s(&pki.server.0), "--tls-key", s(&pki.server.0)],
+        &[
+            "--tls-cert",
+            s(&pki.server.0),
+            "--tls-key",
+            s(&pki.server.0),
+        ],
         "is not a PEM private key",
     );
     fail(

@@ -229,7 +229,10 @@ impl TokenStore {
         };
         self.update(|tokens| {
             if let Some(other) = tokens.iter().find(|r| {
-                r.credential == (Credential::Certificate { sha256: fingerprint })
+                r.credential
+                    == (Credential::Certificate {
+                        sha256: fingerprint,
+                    })
                     && r.status(now) == crate::model::Status::Active
             }) {
                 return Err(AuthError::InvalidSpec(format!(
@@ -501,7 +504,10 @@ mod tests {
         assert_eq!(record.credential, Credential::Certificate { sha256: fp });
         assert_eq!(record.principal().id, format!("cert:{}", record.id));
         let text = std::fs::read_to_string(store.path()).unwrap();
-        assert!(text.contains("\"certificate\"") && text.contains(&fp.to_hex()), "{text}");
+        assert!(
+            text.contains("\"certificate\"") && text.contains(&fp.to_hex()),
+            "{text}"
+        );
         assert_eq!(store.load().unwrap().tokens, vec![record.clone()]);
         let e = store.register_certificate(&spec, "cli", NOW).unwrap_err();
         assert!(e.to_string().contains("already bound"), "{e}");

@@ -26,8 +26,8 @@ pub mod token;
 
 mod error;
 
-pub use error::AuthError;
 pub use cert::CertFingerprint;
+pub use error::AuthError;
 pub use file::{FileStamp, TokenStore};
 pub use model::{Credential, NewToken, Principal, Role, TokenRecord};
 pub use token::{Token, TokenDigest, TokenId};

@@ -152,9 +152,7 @@ fn check_pair(origin: &str, old: &NoteVerifier, new: &NoteVerifier) -> Result<()
         )));
     }
     if old == new {
-        return Err(RotationError::Keys(
-            "the new key is the old key".to_owned(),
-        ));
+        return Err(RotationError::Keys("the new key is the old key".to_owned()));
     }
     Ok(())
 }
@@ -220,7 +218,7 @@ pub fn follow<'a>(
 }
 
 #[cfg(test)]
-#[allow(clippy::unwrap_used)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
 
@@ -248,7 +246,10 @@ mod tests {
             "stele-key-rotation/v1\n{ORIGIN}\n{}\n42\n",
             b.verifier().to_verifier_key()
         );
-        assert!(note.starts_with(&format!("{text}\n\u{2014} {ORIGIN} ")), "{note}");
+        assert!(
+            note.starts_with(&format!("{text}\n\u{2014} {ORIGIN} ")),
+            "{note}"
+        );
         assert_eq!(note.matches('\u{2014}').count(), 2);
         let r = KeyRotation::open(note.as_bytes(), &a.verifier()).unwrap();
         assert_eq!((r.new_key, r.from_size), (b.verifier(), 42));

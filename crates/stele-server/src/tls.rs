@@ -185,11 +185,9 @@ pub fn load_server_config(files: &TlsFiles) -> Result<Arc<rustls::ServerConfig>,
             } else {
                 verifier.allow_unauthenticated()
             };
-            builder.with_client_cert_verifier(verifier.build().map_err(|e| {
-                TlsError::ClientCa {
-                    path: ca.clone(),
-                    detail: e.to_string(),
-                }
+            builder.with_client_cert_verifier(verifier.build().map_err(|e| TlsError::ClientCa {
+                path: ca.clone(),
+                detail: e.to_string(),
             })?)
         }
     };

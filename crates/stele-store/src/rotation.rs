@@ -398,7 +398,10 @@ impl crate::writer::Writer {
         if new.verifier() == self.signer.verifier() {
             // Every step was done but removing the pending file.
             return already_done(&self.layout, &new.verifier())?.ok_or_else(|| {
-                key_err("the new key already is the log's key, but no rotation to it is recorded".into())
+                key_err(
+                    "the new key already is the log's key, but no rotation to it is recorded"
+                        .into(),
+                )
             });
         }
         if new.name() != self.signer.name() {

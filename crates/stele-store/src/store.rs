@@ -296,12 +296,12 @@ impl Store {
             .unwrap_or_else(|p| p.into_inner())
             .clone()
             .ok_or(StoreError::Closed)?;
-        tx.send(Msg::Rotate(crate::rotation::RotateRequest {
+        tx.send(Msg::Rotate(Box::new(crate::rotation::RotateRequest {
             signer,
             window,
             entry,
             reply,
-        }))
+        })))
         .map_err(|_| StoreError::Closed)?;
         rx.blocking_recv().map_err(|_| StoreError::Closed)?
     }

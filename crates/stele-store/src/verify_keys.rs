@@ -72,13 +72,20 @@ impl Eras {
                     return Err(at("starts before the previous rotation".into()));
                 }
             }
-            let stated = KeyRotation::open(r.statement.as_bytes(), &old)
-                .map_err(|e| at(format!("the statement does not verify with the old key: {e}")))?;
+            let stated = KeyRotation::open(r.statement.as_bytes(), &old).map_err(|e| {
+                at(format!(
+                    "the statement does not verify with the old key: {e}"
+                ))
+            })?;
             if stated.new_key != new || stated.from_size != r.from_size {
-                return Err(at("the statement says something else than the record".into()));
+                return Err(at(
+                    "the statement says something else than the record".into()
+                ));
             }
             if r.from_size != r.event_index + 1 {
-                return Err(at("from_size is not the size that holds the rotation's record".into()));
+                return Err(at(
+                    "from_size is not the size that holds the rotation's record".into(),
+                ));
             }
             if r.from_size > size {
                 return Err(at(format!(
@@ -88,7 +95,9 @@ impl Eras {
             }
             if let Some(note) = &r.old_checkpoint {
                 let (cp, _) = open_checkpoint(note.as_bytes(), &old).map_err(|e| {
-                    at(format!("the last checkpoint of the old key does not verify with it: {e}"))
+                    at(format!(
+                        "the last checkpoint of the old key does not verify with it: {e}"
+                    ))
                 })?;
                 // Normally smaller than `from_size`; larger only when a crash interrupted the
                 // rotation after its record was stored and the restart signed with the old key.
@@ -163,7 +172,10 @@ impl Eras {
                 Some(event) => Ok(CheckedRotation { record, event }),
                 None => Err(err(
                     &layout.rotations(),
-                    format!("the log holds no entry {}, the record of the rotation to {}", record.event_index, record.new_key),
+                    format!(
+                        "the log holds no entry {}, the record of the rotation to {}",
+                        record.event_index, record.new_key
+                    ),
                 )),
             })
             .collect()

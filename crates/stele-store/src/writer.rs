@@ -41,8 +41,9 @@ pub(crate) enum Msg {
     Append(AppendRequest),
     /// Publish a checkpoint now.
     Checkpoint(oneshot::Sender<Result<SignedCheckpoint>>),
-    /// Rotate the signing key (see [`crate::rotation`]).
-    Rotate(crate::rotation::RotateRequest),
+    /// Rotate the signing key (see [`crate::rotation`]). Boxed: rare, and much larger than
+    /// the other messages.
+    Rotate(Box<crate::rotation::RotateRequest>),
 }
 
 /// One caller's append.
@@ -127,7 +128,7 @@ impl Writer {
                 self.commit_group(group);
             }
             for r in rotations {
-                let (reply, result) = self.rotate(r);
+                let (reply, result) = self.rotate(*r);
                 if let Err(e) = &result {
                     tracing::error!(error = %e, "key rotation failed");
                 }

@@ -35,7 +35,10 @@ fn record_entry(new: &NoteVerifier) -> NewEntry {
     NewEntry {
         data: format!("rotate to {}", new.to_verifier_key()).into_bytes(),
         time_offset: None,
-        key: Some(EntryKey { id, digest: [1; 16] }),
+        key: Some(EntryKey {
+            id,
+            digest: [1; 16],
+        }),
     }
 }
 
@@ -70,7 +73,10 @@ fn rotation_signs_with_both_keys_in_the_window_and_verifies_across_eras() {
     assert_eq!(store.verifier_key(), b_vkey.to_verifier_key());
     assert_eq!(datadir::load_verifier(dir).unwrap(), b_vkey);
     let stated = KeyRotation::open(record.statement.as_bytes(), &a.verifier()).unwrap();
-    assert_eq!((stated.new_key.clone(), stated.from_size), (b_vkey.clone(), 6));
+    assert_eq!(
+        (stated.new_key.clone(), stated.from_size),
+        (b_vkey.clone(), 6)
+    );
     // The checkpoint after the rotation: both keys, and it covers the record.
     let cp = store.latest_checkpoint().unwrap();
     assert_eq!(cp.size, 6);
@@ -79,7 +85,11 @@ fn rotation_signs_with_both_keys_in_the_window_and_verifies_across_eras() {
     use std::os::unix::fs::PermissionsExt;
     let retired = Layout::new(dir).retired_signer(a.key_id());
     for f in [retired.clone(), Layout::new(dir).signer_key()] {
-        assert_eq!(std::fs::metadata(&f).unwrap().permissions().mode() & 0o077, 0, "{f:?}");
+        assert_eq!(
+            std::fs::metadata(&f).unwrap().permissions().mode() & 0o077,
+            0,
+            "{f:?}"
+        );
     }
 
     // Offline: passes with the new key, hands back the record's entry; the old key alone
@@ -90,7 +100,11 @@ fn rotation_signs_with_both_keys_in_the_window_and_verifies_across_eras() {
     let e = verify_dir(dir, &a.verifier()).unwrap_err();
     assert!(e.detail.contains("key history ends at"), "{e}");
     // A verifier holding only the old key follows the statements to the new one.
-    let statements: Vec<String> = load_rotations(dir).unwrap().into_iter().map(|r| r.statement).collect();
+    let statements: Vec<String> = load_rotations(dir)
+        .unwrap()
+        .into_iter()
+        .map(|r| r.statement)
+        .collect();
     let (end, _) = follow(&a.verifier(), statements.iter().map(|s| s.as_bytes())).unwrap();
     assert_eq!(end, b_vkey);
 
@@ -156,7 +170,11 @@ fn a_rotation_to_a_key_of_another_origin_is_refused_and_changes_nothing() {
     let store = open(dir);
     let other = NoteSigner::generate("other.example/log").unwrap();
     let e = store
-        .rotate_key(other.clone(), Duration::ZERO, record_entry(&other.verifier()))
+        .rotate_key(
+            other.clone(),
+            Duration::ZERO,
+            record_entry(&other.verifier()),
+        )
         .unwrap_err();
     assert!(e.to_string().contains("origin"), "{e}");
     assert_eq!(store.size(), 0);

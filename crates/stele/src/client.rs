@@ -107,7 +107,10 @@ pub fn with_tls(
             .ok()
             .filter(|c| !c.is_empty())
             .with_context(|| {
-                format!("--ca {}: no PEM CERTIFICATE block could be read", ca.display())
+                format!(
+                    "--ca {}: no PEM CERTIFICATE block could be read",
+                    ca.display()
+                )
             })?;
         builder = builder.tls_built_in_root_certs(false);
         for c in certs {

@@ -73,28 +73,28 @@ pub(crate) async fn enforce(
         certificate.as_ref(),
         now,
     ) {
-            Ok(p) => p,
-            Err(failure) => {
-                let claimed = match &failure {
-                    AuthFailure::Invalid { claimed } => claimed
-                        .as_ref()
-                        .map(|c| ("claimed_token", c.to_string())),
-                    AuthFailure::UnknownCertificate { sha256 } => {
-                        Some(("claimed_certificate", sha256.to_hex()))
-                    }
-                    _ => None,
-                };
-                record_failure_later(
-                    &auth,
-                    &info,
-                    &failure.actor_id(),
-                    StatusCode::UNAUTHORIZED,
-                    &failure.message(),
-                    claimed.as_ref().map(|(k, v)| (*k, v.as_str())),
-                );
-                return refuse(failure.into_api_error());
-            }
-        };
+        Ok(p) => p,
+        Err(failure) => {
+            let claimed = match &failure {
+                AuthFailure::Invalid { claimed } => {
+                    claimed.as_ref().map(|c| ("claimed_token", c.to_string()))
+                }
+                AuthFailure::UnknownCertificate { sha256 } => {
+                    Some(("claimed_certificate", sha256.to_hex()))
+                }
+                _ => None,
+            };
+            record_failure_later(
+                &auth,
+                &info,
+                &failure.actor_id(),
+                StatusCode::UNAUTHORIZED,
+                &failure.message(),
+                claimed.as_ref().map(|(k, v)| (*k, v.as_str())),
+            );
+            return refuse(failure.into_api_error());
+        }
+    };
     drop(table);
 
     if let Some(limiter) = &auth.0.limiter {

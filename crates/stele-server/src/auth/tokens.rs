@@ -394,7 +394,10 @@ mod tests {
         let table = TokenTable::open(store.clone()).unwrap();
         let t = table.snapshot().unwrap();
         let p = authenticate(&t, None, Some(&fp), NOW).unwrap();
-        assert_eq!((p.id.clone(), p.role), (format!("cert:{}", record.id), Role::Reader));
+        assert_eq!(
+            (p.id.clone(), p.role),
+            (format!("cert:{}", record.id), Role::Reader)
+        );
         // A bearer token decides when both are presented.
         let p = authenticate(&t, Some(&bearer(token.expose())), Some(&fp), NOW).unwrap();
         assert_eq!(p.role, Role::Writer);

@@ -176,7 +176,10 @@ mod tests {
     #[test]
     fn windows_take_days_weeks_and_durations_up_to_a_year() {
         assert_eq!(parse_window("7d").unwrap(), Duration::from_secs(7 * 86_400));
-        assert_eq!(parse_window("2w").unwrap(), Duration::from_secs(14 * 86_400));
+        assert_eq!(
+            parse_window("2w").unwrap(),
+            Duration::from_secs(14 * 86_400)
+        );
         assert_eq!(parse_window("90m").unwrap(), Duration::from_secs(5400));
         assert_eq!(parse_window("0").unwrap(), Duration::ZERO);
         for bad in ["", "soon", "-1d", "400d"] {

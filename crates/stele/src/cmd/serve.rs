@@ -159,9 +159,10 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     tracing::info!(size = store.size(), recovery = ?report, "log opened");
     // A rotation requested while no server ran (or interrupted by a crash) is carried out
     // before anything is served, so the banner shows the key that signs.
-    if let Some(r) = stele_server::keys::rotate_pending(&store, &dir, &ServerConfig::default().limits)
-        .map_err(anyhow::Error::msg)
-        .context("carrying out the requested key rotation")?
+    if let Some(r) =
+        stele_server::keys::rotate_pending(&store, &dir, &ServerConfig::default().limits)
+            .map_err(anyhow::Error::msg)
+            .context("carrying out the requested key rotation")?
     {
         tracing::info!(old = %r.old_key, new = %r.new_key, from_size = r.from_size, "rotated the signing key");
     }

@@ -240,7 +240,11 @@ fn certificate_fingerprint(path: &std::path::Path) -> Result<stele_auth::CertFin
 
 /// `stele token create --cert FILE`: binds the certificate to a new principal and prints its
 /// id alone on the last line of stdout.
-fn create_certificate_principal(spec: &NewToken, target: &Target, now: Timestamp) -> Result<ExitCode> {
+fn create_certificate_principal(
+    spec: &NewToken,
+    target: &Target,
+    now: Timestamp,
+) -> Result<ExitCode> {
     let (id, description) = match &target.url {
         Some(url) => {
             spec.validate(now)?;
@@ -271,7 +275,9 @@ fn create_certificate_principal(spec: &NewToken, target: &Target, now: Timestamp
             let store = store(target)?;
             let record = store
                 .register_certificate(spec, "cli", now)
-                .with_context(|| format!("registering a certificate in {}", store.path().display()))?;
+                .with_context(|| {
+                    format!("registering a certificate in {}", store.path().display())
+                })?;
             (record.id.to_string(), describe(&record, now))
         }
     };

@@ -77,14 +77,14 @@ pub fn follow(client: &Client, given: &NoteVerifier, state_path: &Path) -> Resul
     for r in followed {
         let text = r.to_text();
         // The note whose text is this rotation's (parse is strict, so the text round-trips).
-        if let Some(note) = all.iter().find(|s| {
-            stele_core::note::Note::parse(s.as_bytes()).is_ok_and(|n| n.text == text)
-        }) {
+        if let Some(note) = all
+            .iter()
+            .find(|s| stele_core::note::Note::parse(s.as_bytes()).is_ok_and(|n| n.text == text))
+        {
             statements.push((*note).clone());
         }
-        if !seen_before {
-            // Still within what was remembered.
-        } else {
+        // Rotations up to the key remembered before were followed by an earlier run.
+        if seen_before {
             newly_followed.push(r.clone());
         }
         if r.new_key == before {

@@ -66,8 +66,12 @@ pub fn rotations_path(state: &Path) -> std::path::PathBuf {
 pub fn load_rotations(state: &Path) -> Result<Vec<String>> {
     let path = rotations_path(state);
     match std::fs::read(&path) {
-        Ok(b) => serde_json::from_slice(&b)
-            .with_context(|| format!("{} is not a JSON list of rotation statements", path.display())),
+        Ok(b) => serde_json::from_slice(&b).with_context(|| {
+            format!(
+                "{} is not a JSON list of rotation statements",
+                path.display()
+            )
+        }),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
         Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
     }
