@@ -141,6 +141,10 @@ fn read_key(path: &Path) -> Result<PrivateKeyDer<'static>, TlsError> {
             rustls::pki_types::pem::Error::NoItemsFound => {
                 "no PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY block found".to_owned()
             }
+            // The decoder's message can quote a character of the key text.
+            rustls::pki_types::pem::Error::Base64Decode(_) => {
+                "the PEM block is not valid base64".to_owned()
+            }
             other => other.to_string(),
         },
     })
