@@ -126,7 +126,7 @@ impl Server {
         if !args.contains(&"--no-auth") {
             args.push("--no-auth");
         }
-        Server::launch(data, &args)
+        Server::launch(data, &args, http_client())
     }
 
     /// Starts `stele serve --data DATA --listen 127.0.0.1:0 EXTRA…` with authentication on,
@@ -137,7 +137,17 @@ impl Server {
     ///
     /// If it does not come up; the message holds its stderr.
     pub fn start_secured(data: &Path, extra: &[&str]) -> Server {
-        let mut server = Server::launch(data, extra).unwrap_or_else(|f| {
+        Server::start_secured_with(data, extra, http_client())
+    }
+
+    /// Like [`Server::start_secured`], driven with `client` (e.g. one that trusts a test CA,
+    /// for a server started with `--tls-cert`).
+    ///
+    /// # Panics
+    ///
+    /// If it does not come up; the message holds its stderr.
+    pub fn start_secured_with(data: &Path, extra: &[&str], client: Client) -> Server {
+        let mut server = Server::launch(data, extra, client).unwrap_or_else(|f| {
             panic!(
                 "stele serve --data {} did not start (status {:?}); stderr:\n{}",
                 data.display(),
@@ -166,7 +176,13 @@ impl Server {
         self.tokens.as_ref()
     }
 
-    fn launch(data: &Path, extra: &[&str]) -> Result<Server, StartFailure> {
+    /// Starts `stele serve --data DATA --listen 127.0.0.1:0 EXTRA…` as given (no flag added)
+    /// and waits for `GET /healthz` through `client`.
+    ///
+    /// # Errors
+    ///
+    /// If the process exits, or does not print its address within [`START_TIMEOUT`].
+    pub fn launch(data: &Path, extra: &[&str], client: Client) -> Result<Server, StartFailure> {
         let mut child = Command::new(stele_bin())
             .arg("serve")
             .arg("--data")
@@ -220,7 +236,7 @@ impl Server {
             url,
             data: data.to_path_buf(),
             stderr,
-            client: http_client(),
+            client,
             tokens: None,
             banner,
         };

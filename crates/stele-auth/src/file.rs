@@ -174,6 +174,12 @@ impl TokenStore {
         now: Timestamp,
     ) -> Result<(Token, TokenRecord), AuthError> {
         let role = spec.validate(now)?;
+        if spec.certificate_sha256.is_some() {
+            return Err(AuthError::InvalidSpec(
+                "a certificate principal gets no token; register it with register_certificate"
+                    .to_owned(),
+            ));
+        }
         self.update(|tokens| {
             let token = loop {
                 let t = Token::generate()?;
@@ -198,6 +204,65 @@ impl TokenStore {
             };
             tokens.push(record.clone());
             Ok((token, record))
+        })
+    }
+
+    /// Registers a principal authenticated by the client certificate whose fingerprint is
+    /// `spec.certificate_sha256` (mTLS), recorded as created by `by` at `now`. Its record
+    /// lives beside the tokens (listed, expired and revoked the same way) under a fresh id.
+    ///
+    /// # Errors
+    /// [`AuthError::InvalidSpec`] without a fingerprint, for a spec that breaks a rule of its
+    /// role, or when a usable principal is already bound to that certificate (one
+    /// certificate, one role); I/O errors.
+    pub fn register_certificate(
+        &self,
+        spec: &NewToken,
+        by: &str,
+        now: Timestamp,
+    ) -> Result<TokenRecord, AuthError> {
+        let role = spec.validate(now)?;
+        let Some(fingerprint) = spec.certificate_sha256 else {
+            return Err(AuthError::InvalidSpec(
+                "a certificate principal needs the certificate's SHA-256 fingerprint".to_owned(),
+            ));
+        };
+        self.update(|tokens| {
+            if let Some(other) = tokens.iter().find(|r| {
+                r.credential
+                    == (Credential::Certificate {
+                        sha256: fingerprint,
+                    })
+                    && r.status(now) == crate::model::Status::Active
+            }) {
+                return Err(AuthError::InvalidSpec(format!(
+                    "certificate {fingerprint} is already bound to principal {} (revoke it first)",
+                    other.id
+                )));
+            }
+            let id = loop {
+                let id = TokenId::random()?;
+                if tokens.iter().all(|r| r.id != id) {
+                    break id;
+                }
+            };
+            let record = TokenRecord {
+                id,
+                role,
+                tenants: spec.tenants.clone(),
+                source: spec.source.clone(),
+                label: spec.label.clone(),
+                created: now,
+                created_by: by.to_owned(),
+                expires: spec.expires,
+                revoked: None,
+                revoked_by: None,
+                credential: Credential::Certificate {
+                    sha256: fingerprint,
+                },
+            };
+            tokens.push(record.clone());
+            Ok(record)
         })
     }
 
@@ -413,8 +478,48 @@ mod tests {
 
         let again = TokenStore::new(dir.path()).load().unwrap();
         assert_eq!(again.tokens, vec![record.clone()]);
-        let Credential::Token { sha256 } = &again.tokens[0].credential;
+        let Credential::Token { sha256 } = &again.tokens[0].credential else {
+            panic!("not a token credential");
+        };
         assert!(sha256.matches(&token));
+    }
+
+    #[test]
+    fn a_certificate_is_bound_to_one_usable_principal_at_a_time() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TokenStore::new(dir.path());
+        let fp = crate::CertFingerprint::of_der(b"client certificate");
+        let spec = NewToken {
+            role: Some(Role::Reader),
+            tenants: vec!["acme".to_owned()],
+            certificate_sha256: Some(fp),
+            ..NewToken::default()
+        };
+        // create() issues tokens only.
+        assert!(matches!(
+            store.create(&spec, "cli", NOW),
+            Err(AuthError::InvalidSpec(_))
+        ));
+        let record = store.register_certificate(&spec, "cli", NOW).unwrap();
+        assert_eq!(record.credential, Credential::Certificate { sha256: fp });
+        assert_eq!(record.principal().id, format!("cert:{}", record.id));
+        let text = std::fs::read_to_string(store.path()).unwrap();
+        assert!(
+            text.contains("\"certificate\"") && text.contains(&fp.to_hex()),
+            "{text}"
+        );
+        assert_eq!(store.load().unwrap().tokens, vec![record.clone()]);
+        let e = store.register_certificate(&spec, "cli", NOW).unwrap_err();
+        assert!(e.to_string().contains("already bound"), "{e}");
+        store.revoke(&record.id, "cli", NOW).unwrap();
+        let again = store.register_certificate(&spec, "cli", NOW).unwrap();
+        assert_ne!(again.id, record.id);
+        // Without a fingerprint there is nothing to bind.
+        let bare = NewToken {
+            certificate_sha256: None,
+            ..spec
+        };
+        assert!(store.register_certificate(&bare, "cli", NOW).is_err());
     }
 
     #[test]

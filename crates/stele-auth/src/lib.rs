@@ -6,8 +6,8 @@
 //!   random bytes), stored only as SHA-256 digests and compared in constant time.
 //! - [`model`]: roles (`writer`, `reader`, `auditor`, `admin`), token records with their
 //!   tenants, source binding, expiry and revocation, and the [`Principal`] a checked
-//!   credential stands for. A principal is named by its credential (`token:<id>`), so a
-//!   client certificate can later name one the same way (`cert:<fingerprint>`).
+//!   credential stands for. A principal is named by its credential: `token:<id>`, or
+//!   `cert:<id>` for a client certificate ([`cert`], mTLS) bound by its SHA-256 fingerprint.
 //! - [`mod@file`]: the token file `DATA/auth/tokens.json` — written durably (temp file, fsync,
 //!   rename, fsync of the directory, mode 0600) under an advisory lock, so the CLI can manage
 //!   tokens offline while a server reads the same file — and the first-start admin token.
@@ -15,8 +15,10 @@
 //!   refusing events that name others, and which entries a reader may see.
 //!
 //! What it leaves out: HTTP (the axum middleware, rate limits and the meta-log are in
-//! `stele-server::auth`), TLS, and the log itself. Besides the token file it does no I/O.
+//! `stele-server::auth`), TLS itself (the handshake and the chain check are `stele-server`'s),
+//! and the log itself. Besides the token file it does no I/O.
 
+pub mod cert;
 pub mod file;
 pub mod model;
 pub mod policy;
@@ -24,6 +26,7 @@ pub mod token;
 
 mod error;
 
+pub use cert::CertFingerprint;
 pub use error::AuthError;
 pub use file::{FileStamp, TokenStore};
 pub use model::{Credential, NewToken, Principal, Role, TokenRecord};

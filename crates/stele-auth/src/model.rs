@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 use stele_core::event::MAX_ID_CHARS;
 use stele_core::timestamp::Timestamp;
 
+use crate::cert::CertFingerprint;
 use crate::token::{TokenDigest, TokenId};
 use crate::{AuthError, META_SOURCE};
 
@@ -65,8 +66,7 @@ impl FromStr for Role {
     }
 }
 
-/// How a principal proves who it is. Tagged by `kind` in the token file, so other kinds
-/// (a client certificate fingerprint for mTLS) can be added without changing the rest.
+/// How a principal proves who it is. Tagged by `kind` in the token file.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Credential {
@@ -75,6 +75,31 @@ pub enum Credential {
         /// SHA-256 of the token text.
         sha256: TokenDigest,
     },
+    /// A TLS client certificate (mTLS), named by the SHA-256 of its DER encoding. It is not
+    /// a secret: possession is proven by the TLS handshake, which the server only completes
+    /// for certificates chaining to its `--client-ca`.
+    Certificate {
+        /// SHA-256 fingerprint of the certificate.
+        sha256: CertFingerprint,
+    },
+}
+
+impl Credential {
+    /// `token` or `certificate`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Credential::Token { .. } => "token",
+            Credential::Certificate { .. } => "certificate",
+        }
+    }
+
+    /// The principal-id prefix of this kind of credential: `token` or `cert`.
+    pub fn principal_prefix(&self) -> &'static str {
+        match self {
+            Credential::Token { .. } => "token",
+            Credential::Certificate { .. } => "cert",
+        }
+    }
 }
 
 /// Whether a token can be used now.
@@ -146,10 +171,11 @@ impl TokenRecord {
         }
     }
 
-    /// The principal this token authenticates.
+    /// The principal this token authenticates: `token:<id>`, or `cert:<id>` for a
+    /// certificate credential.
     pub fn principal(&self) -> Principal {
         Principal {
-            id: format!("token:{}", self.id),
+            id: format!("{}:{}", self.credential.principal_prefix(), self.id),
             role: self.role,
             tenants: self.tenants.clone(),
             source: self.source.clone(),
@@ -161,7 +187,8 @@ impl TokenRecord {
 /// An authenticated caller: what the server knows about whoever sent a request.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Principal {
-    /// Stable name of the credential: `token:<id>` (later also `cert:<fingerprint>`). The
+    /// Stable name of the credential: `token:<id>` or `cert:<id>` (a client certificate;
+    /// its fingerprint is in the token file and in the `admin.token.create` event). The
     /// meta-log names the principal by it.
     pub id: String,
     /// Its role.
@@ -191,6 +218,9 @@ pub struct NewToken {
     /// Expiry.
     #[serde(default)]
     pub expires: Option<Timestamp>,
+    /// Bind the principal to this client certificate (mTLS) instead of issuing a token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub certificate_sha256: Option<CertFingerprint>,
 }
 
 impl NewToken {

@@ -9,6 +9,8 @@
 //! - [`tile`]: C2SP tlog-tiles coordinates, paths and entry-bundle encoding (height 8).
 //! - [`note`]: C2SP signed-note with Ed25519 keys (signer/verifier key strings, sign, open).
 //! - [`checkpoint`]: C2SP tlog-checkpoint bodies.
+//! - [`rotation`]: signing-key rotation statements (`stele-key-rotation/v1` signed notes) and
+//!   following them from an old key to the newest.
 //! - [`cosignature`]: C2SP tlog-cosignature (Ed25519 `cosignature/v1`) witness keys and
 //!   cosignatures, and witness policies (k of n).
 //! - [`witness`]: C2SP tlog-witness request and response bodies.
@@ -31,6 +33,7 @@ pub mod hash;
 pub mod merkle;
 pub mod misbehaviour;
 pub mod note;
+pub mod rotation;
 pub mod tile;
 pub mod timestamp;
 pub mod witness;

@@ -16,13 +16,17 @@
 //!   (OpenAPI 3.1, with the event JSON Schema embedded) and `GET /schema/event-v1.schema.json`.
 //!
 //! - `/v1/admin/tokens` (create, list, revoke) manages API tokens.
+//! - `GET /v1/key/rotations` serves the signing-key rotation statements ([`keys`]).
 //!
 //! Access control ([`auth`]): with authentication on, every route but the public ones needs
 //! `Authorization: Bearer <token>` of a role the route allows; reads are meta-logged. Without
 //! it ([`AppState::enable_auth`] not called) the API is open.
 //!
+//! HTTPS ([`tls`], rustls): [`serve_https`] serves the same router over TLS and, with a client
+//! CA, verifies client certificates (mTLS), which the access middleware maps to principals.
+//!
 //! What it leaves out: there is no update or delete route for entries (the log is
-//! append-only), no TLS (run it behind a proxy that provides it); the query index is
+//! append-only), the query index is
 //! `stele-index`'s, handed in with [`AppState::build`].
 //!
 //! Every error is answered with a JSON body `{"error": "...", ...}` (see [`error::ApiError`]).
@@ -31,8 +35,10 @@ pub mod auth;
 pub mod body;
 pub mod error;
 pub mod handlers;
+pub mod keys;
 mod metrics;
 pub mod state;
+pub mod tls;
 pub mod witnessing;
 
 use std::future::Future;
@@ -89,6 +95,7 @@ pub(crate) fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState
         ),
         ("/v1/log", "get", get(ops::log_info)),
         ("/checkpoint", "get", get(tiles::checkpoint)),
+        ("/v1/key/rotations", "get", get(keys::rotations)),
         ("/tile/{*rest}", "get", get(tiles::tile)),
         ("/healthz", "get", get(ops::healthz)),
         ("/metrics", "get", get(ops::metrics)),
@@ -126,6 +133,21 @@ pub async fn serve(
     axum::serve(listener, app)
         .with_graceful_shutdown(shutdown)
         .await
+}
+
+/// Like [`serve`], over TLS with `config` (see [`tls::load_server_config`]): requests carry
+/// the verified client certificate, if any, for the access middleware.
+///
+/// # Errors
+///
+/// As [`tls::serve_tls`].
+pub async fn serve_https(
+    listener: tokio::net::TcpListener,
+    state: AppState,
+    config: std::sync::Arc<rustls::ServerConfig>,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    tls::serve_tls(listener, router(state), config, shutdown).await
 }
 
 #[cfg(test)]

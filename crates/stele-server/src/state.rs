@@ -49,7 +49,6 @@ struct Inner {
     store: Store,
     config: ServerConfig,
     origin: String,
-    verifier_key: String,
     started: Instant,
     registry: Registry,
     http: HttpMetrics,
@@ -102,7 +101,6 @@ impl AppState {
         }
         AppState(Arc::new(Inner {
             origin: store.origin().to_owned(),
-            verifier_key: store.verifier_key().to_owned(),
             store,
             config,
             started: Instant::now(),
@@ -153,9 +151,10 @@ impl AppState {
         &self.0.origin
     }
 
-    /// The C2SP verifier key (`<name>+<hex id>+<base64 key>`) that checks the checkpoints.
-    pub fn verifier_key(&self) -> &str {
-        &self.0.verifier_key
+    /// The C2SP verifier key (`<name>+<hex id>+<base64 key>`) that checks the checkpoints:
+    /// the current one (a key rotation changes it while the server runs).
+    pub fn verifier_key(&self) -> String {
+        self.0.store.verifier_key()
     }
 
     /// Time since the state was created.

@@ -69,6 +69,36 @@ pub fn replace_file(path: &Path, bytes: &[u8]) -> Result<()> {
     Ok(())
 }
 
+/// Like [`replace_file`], for a secret: the file is created with mode 0600 (a stale temp
+/// file is removed first, so its mode cannot leak into the new one).
+///
+/// # Errors
+/// I/O errors.
+pub fn replace_private_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    match std::fs::remove_file(&tmp) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(StoreError::io("remove", &tmp)(e)),
+    }
+    {
+        let mut f = OpenOptions::new()
+            .create_new(true)
+            .write(true)
+            .mode(0o600)
+            .open(&tmp)
+            .map_err(StoreError::io("create", &tmp))?;
+        f.write_all(bytes).map_err(StoreError::io("write", &tmp))?;
+        f.sync_all().map_err(StoreError::io("fsync", &tmp))?;
+    }
+    std::fs::rename(&tmp, path).map_err(StoreError::io("rename", path))?;
+    if let Some(dir) = path.parent() {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
 /// An exclusive advisory lock on the data directory, released when dropped (or when the
 /// process dies, so a kill -9 never leaves a stale lock).
 pub struct DirLock {

@@ -5,6 +5,9 @@
 //!   stele.json                 log identity: {"format": 1, "origin": "..."}
 //!   key/signer.key             signed-note private key (mode 0600, refused if others can read)
 //!   key/verifier.vkey          signed-note verifier key (public)
+//!   key/rotations.json         every key rotation: old and new verifier keys, statement (public)
+//!   key/retired/<id>.key       a retired signing key, kept (0600) only during its transition window
+//!   key/rotate.pending         a requested rotation not yet carried out: the new key (0600)
 //!   log/LOCK                   advisory lock held by the process that has the store open
 //!   log/checkpoint             latest signed checkpoint (replaced atomically)
 //!   log/entries/NNNNNNNN.seg   framed entries; segment s holds bundles [s·4096, (s+1)·4096)
@@ -54,6 +57,22 @@ impl Layout {
     /// `key/verifier.vkey`.
     pub fn verifier_key(&self) -> PathBuf {
         self.key_dir().join("verifier.vkey")
+    }
+    /// `key/rotations.json`.
+    pub fn rotations(&self) -> PathBuf {
+        self.key_dir().join("rotations.json")
+    }
+    /// `key/retired/`.
+    pub fn retired_dir(&self) -> PathBuf {
+        self.key_dir().join("retired")
+    }
+    /// `key/retired/<key id>.key`: a retired signing key during its transition window.
+    pub fn retired_signer(&self, key_id: u32) -> PathBuf {
+        self.retired_dir().join(format!("{key_id:08x}.key"))
+    }
+    /// `key/rotate.pending`.
+    pub fn pending_rotation(&self) -> PathBuf {
+        self.key_dir().join("rotate.pending")
     }
     /// `log/`.
     pub fn log_dir(&self) -> PathBuf {

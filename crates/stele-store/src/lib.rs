@@ -12,6 +12,9 @@
 //! - [`verify_dir`] re-derives everything from the entries and checks it against the signed
 //!   checkpoint, naming the first bad file and entry.
 //!
+//! - [`rotation`]: signing-key rotation (`key/rotations.json`, retired keys co-signing
+//!   during a transition window, the `stele-key-rotation/v1` statements).
+//!
 //! What it leaves out: HTTP, event schemas (entries are opaque bytes with an optional time slot
 //! and idempotency key), object storage.
 //!
@@ -28,16 +31,20 @@ pub mod layout;
 mod levels;
 mod metrics;
 mod recovery;
+pub mod rotation;
 mod segments;
 mod shared;
 mod store;
 mod types;
 mod verify;
+mod verify_keys;
 mod writer;
 
 pub use error::StoreError;
 pub use metrics::StoreMetrics;
 pub use recovery::RecoveryReport;
+pub use rotation::RotationRecord;
 pub use store::{system_clock, Store, StoreOptions};
 pub use types::{Appended, EntryKey, NewEntry, SignedCheckpoint};
 pub use verify::{verify_dir, VerifyError, VerifyReport};
+pub use verify_keys::CheckedRotation;

@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 use stele_core::checkpoint::open_checkpoint;
 use stele_core::hash::leaf_hash;
 use stele_core::merkle::Frontier;
-use stele_core::note::NoteSigner;
+use stele_core::note::{NoteSigner, NoteVerifier};
 use stele_core::Hash;
 
 use crate::bundles::{self, BundleIndexWriter};
@@ -39,10 +39,13 @@ pub struct RecoveryReport {
     pub torn_bytes: u64,
 }
 
-/// Reads and checks the checkpoint file, if any.
+/// Reads and checks the checkpoint file, if any: it must be signed by the current key or by
+/// a retired one (a crash during a key rotation can leave the last checkpoint signed by the
+/// old key only).
 pub(crate) fn read_checkpoint(
     layout: &Layout,
     signer: &NoteSigner,
+    retired: &[NoteVerifier],
 ) -> Result<Option<SignedCheckpoint>> {
     let path = layout.checkpoint();
     let bytes = match std::fs::read(&path) {
@@ -56,7 +59,16 @@ pub(crate) fn read_checkpoint(
             })
         }
     };
-    let (cp, _) = open_checkpoint(&bytes, &signer.verifier()).map_err(|e| {
+    let mut opened = open_checkpoint(&bytes, &signer.verifier());
+    for key in retired {
+        if opened.is_ok() {
+            break;
+        }
+        if let Ok(ok) = open_checkpoint(&bytes, key) {
+            opened = Ok(ok);
+        }
+    }
+    let (cp, _) = opened.map_err(|e| {
         StoreError::corrupt(&path, None, format!("checkpoint does not verify: {e}"))
     })?;
     let note = String::from_utf8(bytes)
@@ -72,12 +84,13 @@ pub(crate) fn recover(
     layout: &Layout,
     shared: &Arc<Shared>,
     signer: NoteSigner,
+    retired: &[NoteVerifier],
     key_of: fn(&[u8]) -> Option<EntryKey>,
     checkpoint_interval: Duration,
 ) -> Result<(Writer, RecoveryReport)> {
     let log_dir = layout.log_dir();
     crate::fsutil::create_dir_durable(&log_dir)?;
-    let cp = read_checkpoint(layout, &signer)?;
+    let cp = read_checkpoint(layout, &signer, retired)?;
     let c = cp.as_ref().map(|c| c.size).unwrap_or(0);
     let mut levels = LevelWriter::open(layout, c)?;
     let mut bundles = BundleIndexWriter::open(layout, c.div_ceil(BUNDLE_WIDTH))?;
@@ -288,6 +301,7 @@ pub(crate) fn recover(
         frontier,
         ids,
         signer,
+        cosigners: Vec::new(),
         last_time_ns,
         clock: crate::store::system_clock,
         checkpoint_interval,

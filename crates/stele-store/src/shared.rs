@@ -29,6 +29,8 @@ pub(crate) struct Shared {
     /// Bytes of entries queued but not yet taken by the writer (back-pressure).
     pub queued_bytes: AtomicUsize,
     pub checkpoint: RwLock<Option<SignedCheckpoint>>,
+    /// The current verifier key string (changes when the key is rotated).
+    pub verifier_key: RwLock<String>,
     pub levels: LevelReader,
     pub segments: SegmentReader,
     bundle_index: OnceLock<File>,
@@ -45,6 +47,7 @@ impl Shared {
             closed: AtomicBool::new(false),
             queued_bytes: AtomicUsize::new(0),
             checkpoint: RwLock::new(None),
+            verifier_key: RwLock::new(String::new()),
             levels: LevelReader::new(layout),
             segments: SegmentReader::new(layout),
             bundle_index: OnceLock::new(),

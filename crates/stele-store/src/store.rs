@@ -67,7 +67,6 @@ struct Inner {
     writer: Mutex<Option<JoinHandle<()>>>,
     max_queued_bytes: usize,
     origin: String,
-    verifier_key: String,
     recovery: RecoveryReport,
     lock: Mutex<Option<DirLock>>,
 }
@@ -92,15 +91,25 @@ impl Store {
         let lock = DirLock::acquire(&layout.lock())?;
         let shared = Arc::new(Shared::new(&layout));
         let origin = opts.signer.name().to_string();
-        let verifier_key = opts.signer.verifier().to_verifier_key();
+        *shared
+            .verifier_key
+            .write()
+            .unwrap_or_else(|p| p.into_inner()) = opts.signer.verifier().to_verifier_key();
+        let rotations = crate::rotation::load_rotations(&opts.dir)?;
+        let retired = rotations
+            .iter()
+            .map(|r| r.old_verifier(&layout))
+            .collect::<Result<Vec<_>>>()?;
         let (mut writer, recovery) = recover(
             &layout,
             &shared,
             opts.signer,
+            &retired,
             opts.key_of,
             opts.checkpoint_interval,
         )?;
         writer.clock = opts.clock;
+        writer.cosigners = crate::rotation::cosigners(&layout, &rotations, (opts.clock)())?;
         if shared
             .checkpoint
             .read()
@@ -124,7 +133,6 @@ impl Store {
                 writer: Mutex::new(Some(handle)),
                 max_queued_bytes: opts.max_queued_bytes,
                 origin,
-                verifier_key,
                 recovery,
                 lock: Mutex::new(Some(lock)),
             }),
@@ -247,9 +255,55 @@ impl Store {
         &self.inner.origin
     }
 
-    /// The log's verifier key string.
-    pub fn verifier_key(&self) -> &str {
-        &self.inner.verifier_key
+    /// The log's current verifier key string (a rotation changes it).
+    pub fn verifier_key(&self) -> String {
+        self.inner
+            .shared
+            .verifier_key
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+
+    /// Every rotation of the log's signing key, oldest first (`key/rotations.json`).
+    ///
+    /// # Errors
+    /// A malformed file; I/O errors.
+    pub fn rotations(&self) -> Result<Vec<crate::rotation::RotationRecord>> {
+        crate::rotation::load_rotations(self.inner.shared.layout.root())
+    }
+
+    /// Rotates the log's signing key to `signer` (see [`crate::rotation`]): appends `entry`
+    /// (the caller's record of the rotation; it must carry an idempotency key so a retry
+    /// after a crash finds it), signs the statement, stores the keys and records, and
+    /// publishes a checkpoint signed by the new key and — for `window` — by the old one.
+    /// Blocks until done. Calling it again with the same key and entry after a crash
+    /// completes the rotation without a second record.
+    ///
+    /// # Errors
+    /// `Key` for a key of another origin or a failed signature; `Closed`, `Poisoned`, I/O.
+    pub fn rotate_key(
+        &self,
+        signer: NoteSigner,
+        window: Duration,
+        entry: NewEntry,
+    ) -> Result<crate::rotation::RotationRecord> {
+        let (reply, rx) = oneshot::channel();
+        let tx = self
+            .inner
+            .tx
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+            .ok_or(StoreError::Closed)?;
+        tx.send(Msg::Rotate(Box::new(crate::rotation::RotateRequest {
+            signer,
+            window,
+            entry,
+            reply,
+        })))
+        .map_err(|_| StoreError::Closed)?;
+        rx.blocking_recv().map_err(|_| StoreError::Closed)?
     }
 
     /// What recovery did when the store opened.

@@ -37,6 +37,9 @@ pub struct VerifyReport {
     pub checkpoint_root: Hash,
     /// Entries checked (may exceed the checkpoint while the log grows).
     pub entries: u64,
+    /// Every key rotation of the log, checked (statements, key chain, each earlier era's
+    /// last checkpoint), with the entry that records it for the caller to check.
+    pub rotations: Vec<crate::verify_keys::CheckedRotation>,
     /// Things worth knowing that are not damage (a torn unacknowledged tail, derived files
     /// not yet rebuilt past the checkpoint).
     pub warnings: Vec<String>,
@@ -116,7 +119,10 @@ impl Expect {
     }
 }
 
-/// Verifies the log in data directory `dir` against `verifier` (the log's public key).
+/// Verifies the log in data directory `dir` against `verifier` (the log's current public
+/// key; after rotations, the newest — see `stele_core::rotation::follow`). The key history
+/// in `key/rotations.json`, if any, is checked too: each statement with its old key, the
+/// chain ending at `verifier`, and each earlier key's last checkpoint against the entries.
 ///
 /// # Errors
 /// The first damage found, naming the file and the first bad entry index.
@@ -128,6 +134,8 @@ pub fn verify_dir(dir: &Path, verifier: &NoteVerifier) -> Result<VerifyReport, V
     let (cp, _) = open_checkpoint(&note, verifier)
         .map_err(|e| err(&cp_path, None, format!("checkpoint does not verify: {e}")))?;
     let c = cp.size;
+    let mut eras = crate::verify_keys::Eras::load(&layout, verifier, c)?;
+    eras.root(&layout, 0, &Frontier::new().root())?;
     let mut report = VerifyReport {
         checkpoint_size: c,
         checkpoint_root: cp.root,
@@ -239,6 +247,9 @@ pub fn verify_dir(dir: &Path, verifier: &NoteVerifier) -> Result<VerifyReport, V
             for e in frame::entries(payload) {
                 let index = frontier.size();
                 let within = index < c;
+                if within {
+                    eras.entry(index, e);
+                }
                 let mut bad: Option<VerifyError> = None;
                 frontier.push(leaf_hash(e), |level, node_index, hash| {
                     if bad.is_none() {
@@ -265,6 +276,9 @@ pub fn verify_dir(dir: &Path, verifier: &NoteVerifier) -> Result<VerifyReport, V
                 });
                 if let Some(v) = bad {
                     return Err(v);
+                }
+                if frontier.size() <= c && eras.wants_root(frontier.size()) {
+                    eras.root(&layout, frontier.size(), &frontier.root())?;
                 }
                 if frontier.size() == c && !root_checked {
                     if frontier.root() != cp.root {
@@ -302,6 +316,7 @@ pub fn verify_dir(dir: &Path, verifier: &NoteVerifier) -> Result<VerifyReport, V
         ));
     }
     report.entries = frontier.size();
+    report.rotations = eras.finish(&layout)?;
     report.warnings = warnings;
     Ok(report)
 }

@@ -41,6 +41,9 @@ pub(crate) enum Msg {
     Append(AppendRequest),
     /// Publish a checkpoint now.
     Checkpoint(oneshot::Sender<Result<SignedCheckpoint>>),
+    /// Rotate the signing key (see [`crate::rotation`]). Boxed: rare, and much larger than
+    /// the other messages.
+    Rotate(Box<crate::rotation::RotateRequest>),
 }
 
 /// One caller's append.
@@ -60,6 +63,8 @@ pub(crate) struct Writer {
     pub frontier: Frontier,
     pub ids: Arc<IdIndex>,
     pub signer: NoteSigner,
+    /// Retired keys that still co-sign checkpoints (transition windows).
+    pub cosigners: Vec<crate::rotation::Cosigning>,
     pub last_time_ns: i64,
     pub clock: fn() -> i64,
     pub checkpoint_interval: Duration,
@@ -96,6 +101,7 @@ impl Writer {
             };
             let mut group = Vec::new();
             let mut cp_waiters = Vec::new();
+            let mut rotations = Vec::new();
             let (mut n, mut bytes) = (0usize, 0usize);
             let mut next = first;
             while let Some(msg) = next {
@@ -106,6 +112,11 @@ impl Writer {
                         group.push(r);
                     }
                     Msg::Checkpoint(tx) => cp_waiters.push(tx),
+                    Msg::Rotate(r) => {
+                        // After the appends queued before it.
+                        rotations.push(r);
+                        break;
+                    }
                 }
                 if n >= MAX_GROUP_ENTRIES || bytes >= MAX_GROUP_BYTES {
                     break;
@@ -115,6 +126,13 @@ impl Writer {
             if !group.is_empty() {
                 self.shared.queued_bytes.fetch_sub(bytes, Ordering::AcqRel);
                 self.commit_group(group);
+            }
+            for r in rotations {
+                let (reply, result) = self.rotate(*r);
+                if let Err(e) = &result {
+                    tracing::error!(error = %e, "key rotation failed");
+                }
+                let _ = reply.send(result);
             }
             let due = self.frontier.size() > self.checkpointed_size
                 && self.last_checkpoint_at.elapsed() >= self.checkpoint_interval;
@@ -140,7 +158,7 @@ impl Writer {
         }
     }
 
-    fn commit_group(&mut self, group: Vec<AppendRequest>) {
+    pub(crate) fn commit_group(&mut self, group: Vec<AppendRequest>) {
         if self.shared.poisoned.load(Ordering::Acquire) {
             for r in group {
                 let _ = r.reply.send(Err(StoreError::Poisoned));
@@ -374,10 +392,27 @@ impl Writer {
             root: self.frontier.root(),
             extensions: Vec::new(),
         };
-        let note = sign_checkpoint(&cp, &self.signer).map_err(|e| StoreError::Key {
+        let mut note = sign_checkpoint(&cp, &self.signer).map_err(|e| StoreError::Key {
             path: self.layout.signer_key(),
             detail: e.to_string(),
         })?;
+        // Retired keys in their transition window co-sign (C2SP signed notes carry several
+        // signatures), so verifiers that still hold an old key keep working meanwhile.
+        let now = (self.clock)();
+        let (open, ended): (Vec<_>, Vec<_>) = std::mem::take(&mut self.cosigners)
+            .into_iter()
+            .partition(|c| c.until_ns > now);
+        self.cosigners = open;
+        for c in ended {
+            let path = self.layout.retired_signer(c.signer.key_id());
+            if let Err(e) = crate::rotation::forget(&path) {
+                tracing::warn!(error = %e, "cannot delete a retired signing key");
+            }
+        }
+        let text = cp.to_text();
+        for c in &self.cosigners {
+            note.push_str(&c.signer.sign_line(&text));
+        }
         crate::fsutil::replace_file(&self.layout.checkpoint(), note.as_bytes())?;
         let signed = SignedCheckpoint {
             size,

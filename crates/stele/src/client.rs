@@ -5,7 +5,13 @@
 //!
 //! Every request carries `Authorization: Bearer <token>` when a token was given (the global
 //! `--token` option or `STELE_TOKEN`, set once by `main` through [`set_token`]).
+//!
+//! For `https://` servers, `--ca FILE` trusts the PEM CA certificate(s) in FILE *instead of*
+//! the public roots (a private CA, as curl's `--cacert`), and `--client-cert FILE
+//! --client-key FILE` present a client certificate to servers that verify them (mTLS); set
+//! once by `main` through [`set_tls`].
 
+use std::path::{Path, PathBuf};
 use std::sync::OnceLock;
 use std::time::Duration;
 
@@ -55,6 +61,79 @@ pub fn set_token(token: Option<String>) {
     let _ = TOKEN.set(token.filter(|t| !t.trim().is_empty()));
 }
 
+/// TLS settings of the clients this process makes.
+#[derive(Clone, Debug, Default)]
+pub struct TlsOptions {
+    /// PEM CA certificate(s) to trust instead of the public roots.
+    pub ca: Option<PathBuf>,
+    /// PEM client certificate (chain) for mTLS.
+    pub client_cert: Option<PathBuf>,
+    /// The PEM private key of `client_cert`.
+    pub client_key: Option<PathBuf>,
+}
+
+/// The TLS settings every [`Client`] uses.
+static TLS: OnceLock<TlsOptions> = OnceLock::new();
+
+/// Sets the TLS settings for every client this process makes. Only the first call counts.
+///
+/// # Errors
+/// A client certificate without its key, or a key without its certificate.
+pub fn set_tls(options: TlsOptions) -> Result<()> {
+    anyhow::ensure!(
+        options.client_cert.is_some() == options.client_key.is_some(),
+        "--client-cert and --client-key go together"
+    );
+    let _ = TLS.set(options);
+    Ok(())
+}
+
+fn read_pem(what: &str, path: &Path) -> Result<Vec<u8>> {
+    std::fs::read(path).with_context(|| format!("reading the {what} {}", path.display()))
+}
+
+/// Applies the TLS settings to a client builder. Messages name the files, never a key.
+///
+/// # Errors
+/// Unreadable files, or files that are not the PEM they should be.
+pub fn with_tls(
+    mut builder: reqwest::blocking::ClientBuilder,
+) -> Result<reqwest::blocking::ClientBuilder> {
+    let Some(tls) = TLS.get() else {
+        return Ok(builder);
+    };
+    if let Some(ca) = &tls.ca {
+        let certs = reqwest::Certificate::from_pem_bundle(&read_pem("CA certificate", ca)?)
+            .ok()
+            .filter(|c| !c.is_empty())
+            .with_context(|| {
+                format!(
+                    "--ca {}: no PEM CERTIFICATE block could be read",
+                    ca.display()
+                )
+            })?;
+        builder = builder.tls_built_in_root_certs(false);
+        for c in certs {
+            builder = builder.add_root_certificate(c);
+        }
+    }
+    if let (Some(cert), Some(key)) = (&tls.client_cert, &tls.client_key) {
+        let mut pem = read_pem("client private key", key)?;
+        pem.push(b'\n');
+        pem.extend(read_pem("client certificate", cert)?);
+        // reqwest's error names no key material.
+        let identity = reqwest::Identity::from_pem(&pem).map_err(|_| {
+            anyhow::anyhow!(
+                "--client-cert {} / --client-key {}: not a PEM certificate and a PEM private key (PKCS#8, PKCS#1 or SEC1)",
+                cert.display(),
+                key.display()
+            )
+        })?;
+        builder = builder.identity(identity);
+    }
+    Ok(builder)
+}
+
 /// The `Authorization` header for the configured token, marked sensitive so it is never
 /// printed in debug output.
 fn auth_headers() -> Result<reqwest::header::HeaderMap> {
@@ -89,13 +168,15 @@ impl Client {
             matches!(url.scheme(), "http" | "https"),
             "--url {base:?} must be an http:// or https:// URL"
         );
-        let http = reqwest::blocking::Client::builder()
-            .connect_timeout(Duration::from_secs(10))
-            .timeout(Duration::from_secs(300))
-            .user_agent(concat!("stele/", env!("CARGO_PKG_VERSION")))
-            .default_headers(auth_headers()?)
-            .build()
-            .context("building the HTTP client")?;
+        let http = with_tls(
+            reqwest::blocking::Client::builder()
+                .connect_timeout(Duration::from_secs(10))
+                .timeout(Duration::from_secs(300))
+                .user_agent(concat!("stele/", env!("CARGO_PKG_VERSION")))
+                .default_headers(auth_headers()?),
+        )?
+        .build()
+        .context("building the HTTP client")?;
         Ok(Client {
             http,
             base: base.trim_end_matches('/').to_string(),

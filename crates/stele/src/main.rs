@@ -48,6 +48,16 @@ struct Cli {
         value_name = "TOKEN"
     )]
     token: Option<String>,
+    /// For https:// servers: trust the PEM CA certificate(s) in FILE instead of the public
+    /// roots (a private CA).
+    #[arg(long, global = true, env = "STELE_CA", value_name = "FILE")]
+    ca: Option<std::path::PathBuf>,
+    /// A PEM client certificate to show servers that verify them (mTLS); with --client-key.
+    #[arg(long, global = true, env = "STELE_CLIENT_CERT", value_name = "FILE")]
+    client_cert: Option<std::path::PathBuf>,
+    /// The PEM private key of --client-cert.
+    #[arg(long, global = true, env = "STELE_CLIENT_KEY", value_name = "FILE")]
+    client_key: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -104,6 +114,11 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     let serving = matches!(cli.command, Command::Serve(_) | Command::Witness(_));
     init_tracing(if serving { "info" } else { "warn" });
     client::set_token(cli.token);
+    client::set_tls(client::TlsOptions {
+        ca: cli.ca,
+        client_cert: cli.client_cert,
+        client_key: cli.client_key,
+    })?;
     match cli.command {
         Command::Serve(args) => cmd::serve::run(args),
         Command::Keygen(args) => cmd::keygen::run(args),

@@ -38,11 +38,15 @@ struct CreateRequest {
     /// Expiry relative to now, in seconds.
     #[serde(default)]
     expires_in_seconds: Option<u64>,
+    /// Bind a client certificate (mTLS) by its SHA-256 fingerprint instead of issuing a token.
+    #[serde(default)]
+    certificate_sha256: Option<stele_auth::CertFingerprint>,
 }
 
-/// The JSON description of a token record (never its digest, let alone a secret).
+/// The JSON description of a token record (never its digest, let alone a secret). A
+/// certificate principal also shows its certificate's fingerprint, which is public.
 pub fn describe(record: &TokenRecord, now: Timestamp) -> Value {
-    json!({
+    let mut v = json!({
         "id": record.id,
         "role": record.role,
         "tenants": record.tenants,
@@ -54,7 +58,12 @@ pub fn describe(record: &TokenRecord, now: Timestamp) -> Value {
         "revoked": record.revoked,
         "revoked_by": record.revoked_by,
         "status": record.status(now).as_str(),
-    })
+        "credential": record.credential.kind(),
+    });
+    if let stele_auth::Credential::Certificate { sha256 } = &record.credential {
+        v["certificate_sha256"] = json!(sha256);
+    }
+    v
 }
 
 fn auth_of(state: &AppState) -> Result<Auth, ApiError> {
@@ -121,12 +130,21 @@ pub async fn create(
         source: req.source,
         label: req.label,
         expires,
+        certificate_sha256: req.certificate_sha256,
     };
     let store = auth.token_store().clone();
-    let (token, record) = tokio::task::spawn_blocking(move || store.create(&spec, &by, now))
-        .await
-        .map_err(|e| ApiError::Internal(format!("token task failed: {e}")))?
-        .map_err(store_error)?;
+    let (token, record) = tokio::task::spawn_blocking(move || {
+        if spec.certificate_sha256.is_some() {
+            store
+                .register_certificate(&spec, &by, now)
+                .map(|r| (None, r))
+        } else {
+            store.create(&spec, &by, now).map(|(t, r)| (Some(t), r))
+        }
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("token task failed: {e}")))?
+    .map_err(store_error)?;
     tracing::info!(id = %record.id, role = %record.role, "token created over the admin API");
     if let Err(e) = auth.0.meta.token_lifecycle(&record).await {
         return Err(ApiError::Unavailable(format!(
@@ -135,7 +153,9 @@ pub async fn create(
         )));
     }
     let mut answer = describe(&record, now);
-    answer["token"] = json!(token.expose());
+    if let Some(token) = token {
+        answer["token"] = json!(token.expose());
+    }
     Ok((StatusCode::CREATED, Json(answer)).into_response())
 }
 

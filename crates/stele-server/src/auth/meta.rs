@@ -210,7 +210,7 @@ impl MetaLog {
         actor_id: &str,
         status: StatusCode,
         reason: &str,
-        claimed_token: Option<&str>,
+        claimed: Option<(&str, &str)>,
     ) -> Option<Value> {
         if self.failures.check().is_err() {
             self.suppressed.fetch_add(1, Ordering::Relaxed);
@@ -219,8 +219,10 @@ impl MetaLog {
         let mut context = Map::new();
         context.insert("request".to_owned(), req.context());
         context.insert("status".to_owned(), json!(status.as_u16()));
-        if let Some(id) = claimed_token {
-            context.insert("claimed_token".to_owned(), json!(id));
+        // `claimed_token` (the id part of a presented token) or `claimed_certificate` (the
+        // fingerprint of a verified but unbound client certificate): never a secret.
+        if let Some((key, value)) = claimed {
+            context.insert(key.to_owned(), json!(value));
         }
         let suppressed = self.suppressed.swap(0, Ordering::Relaxed);
         if suppressed > 0 {
@@ -270,7 +272,16 @@ pub(crate) fn token_events(record: &TokenRecord) -> Vec<(Option<Uuid>, Value)> {
     if let Some(e) = record.expires {
         details.insert("expires".to_owned(), json!(e));
     }
-    let mut resource = json!({"type": "token", "id": record.id.as_str()});
+    // Token records keep exactly the content they always had (their events are recorded
+    // idempotently, so it must never change); certificate principals name their certificate.
+    let resource_type = match &record.credential {
+        stele_auth::Credential::Token { .. } => "token",
+        stele_auth::Credential::Certificate { sha256 } => {
+            details.insert("certificate_sha256".to_owned(), json!(sha256));
+            "certificate"
+        }
+    };
+    let mut resource = json!({"type": resource_type, "id": record.id.as_str()});
     if let Some(label) = &record.label {
         resource["name"] = json!(label);
     }

@@ -63,25 +63,38 @@ pub(crate) async fn enforce(
         Ok(now) => now,
         Err(e) => return refuse(e),
     };
-    let principal =
-        match tokens::authenticate(&table, req.headers().get(header::AUTHORIZATION), now) {
-            Ok(p) => p,
-            Err(failure) => {
-                let claimed = match &failure {
-                    AuthFailure::Invalid { claimed } => claimed.as_ref().map(|c| c.to_string()),
-                    _ => None,
-                };
-                record_failure_later(
-                    &auth,
-                    &info,
-                    &failure.actor_id(),
-                    StatusCode::UNAUTHORIZED,
-                    &failure.message(),
-                    claimed.as_deref(),
-                );
-                return refuse(failure.into_api_error());
-            }
-        };
+    let certificate = req
+        .extensions()
+        .get::<crate::tls::PeerCertificate>()
+        .map(|c| c.0);
+    let principal = match tokens::authenticate(
+        &table,
+        req.headers().get(header::AUTHORIZATION),
+        certificate.as_ref(),
+        now,
+    ) {
+        Ok(p) => p,
+        Err(failure) => {
+            let claimed = match &failure {
+                AuthFailure::Invalid { claimed } => {
+                    claimed.as_ref().map(|c| ("claimed_token", c.to_string()))
+                }
+                AuthFailure::UnknownCertificate { sha256 } => {
+                    Some(("claimed_certificate", sha256.to_hex()))
+                }
+                _ => None,
+            };
+            record_failure_later(
+                &auth,
+                &info,
+                &failure.actor_id(),
+                StatusCode::UNAUTHORIZED,
+                &failure.message(),
+                claimed.as_ref().map(|(k, v)| (*k, v.as_str())),
+            );
+            return refuse(failure.into_api_error());
+        }
+    };
     drop(table);
 
     if let Some(limiter) = &auth.0.limiter {
@@ -158,7 +171,7 @@ fn record_failure_later(
     actor_id: &str,
     status: StatusCode,
     reason: &str,
-    claimed: Option<&str>,
+    claimed: Option<(&str, &str)>,
 ) {
     let Some(event) = auth.0.meta.failure(info, actor_id, status, reason, claimed) else {
         return;

@@ -8,7 +8,7 @@
 //! | `GET /v1/proofs/consistency` | reader, auditor | `audit.proof` |
 //! | `GET /v1/events?…`, `GET /v1/events/count`, `GET /v1/replay` | auditor | `audit.query` |
 //! | `GET /tile/entries/…` | auditor | `audit.export` |
-//! | `GET /checkpoint`, `GET /tile/<L>/…`, `GET /v1/log` | public with `--public-verification`, else reader, auditor | — |
+//! | `GET /checkpoint`, `GET /tile/<L>/…`, `GET /v1/log`, `GET /v1/key/rotations` | public with `--public-verification`, else reader, auditor | — |
 //! | `GET /metrics` | public with `--public-metrics`, else auditor, admin | — |
 //! | `/v1/admin/tokens…` | admin | `admin.token.create`, `.list`, `.revoke` |
 //! | `GET /healthz`, `/openapi.json`, `/schema/…` | public | — |
@@ -138,7 +138,9 @@ fn explicit_rule(method: &Method, route: &str, path: &str) -> Option<RouteRule> 
             Access::Roles(AUDITORS),
             audit(meta::AUDIT_EXPORT, "entry_bundle"),
         ),
-        "/tile/{*rest}" | "/checkpoint" | "/v1/log" if get => rule(Access::Verification, None),
+        "/tile/{*rest}" | "/checkpoint" | "/v1/log" | "/v1/key/rotations" if get => {
+            rule(Access::Verification, None)
+        }
         "/metrics" if get => rule(Access::Metrics, None),
         "/healthz" | "/openapi.json" | "/schema/event-v1.schema.json" if get => {
             rule(Access::Public, None)

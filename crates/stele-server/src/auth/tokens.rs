@@ -12,7 +12,8 @@ use std::sync::{Arc, RwLock};
 use axum::http::HeaderValue;
 use stele_auth::model::Status;
 use stele_auth::{
-    AuthError, Credential, FileStamp, Principal, Token, TokenId, TokenRecord, TokenStore,
+    AuthError, CertFingerprint, Credential, FileStamp, Principal, Token, TokenId, TokenRecord,
+    TokenStore,
 };
 use stele_core::timestamp::Timestamp;
 
@@ -31,18 +32,36 @@ pub(crate) enum AuthFailure {
         /// The id the token claims.
         claimed: Option<TokenId>,
     },
-    /// A real token past its expiry.
+    /// A real token (or certificate principal) past its expiry.
     Expired {
         /// The token.
         id: TokenId,
         /// When it expired.
         at: Timestamp,
+        /// `token` or `cert` (the principal-id prefix).
+        kind: &'static str,
     },
-    /// A real token that was revoked.
+    /// A real token (or certificate principal) that was revoked.
     Revoked {
         /// The token.
         id: TokenId,
+        /// `token` or `cert` (the principal-id prefix).
+        kind: &'static str,
     },
+    /// A client certificate that chains to the client CA but is bound to no principal.
+    UnknownCertificate {
+        /// Its fingerprint.
+        sha256: CertFingerprint,
+    },
+}
+
+/// How a credential kind is named in messages.
+fn noun(kind: &str) -> &'static str {
+    if kind == "cert" {
+        "certificate principal"
+    } else {
+        "token"
+    }
 }
 
 impl AuthFailure {
@@ -50,14 +69,17 @@ impl AuthFailure {
     pub(crate) fn message(&self) -> String {
         match self {
             AuthFailure::Missing => {
-                "authentication required: send Authorization: Bearer <token>".to_owned()
+                "authentication required: send Authorization: Bearer <token> (or, over mTLS, a registered client certificate)".to_owned()
             }
             AuthFailure::NotBearer => {
                 "the Authorization header must be \"Bearer <token>\"".to_owned()
             }
             AuthFailure::Invalid { .. } => "invalid token".to_owned(),
-            AuthFailure::Expired { id, at } => format!("token {id} expired at {at}"),
-            AuthFailure::Revoked { id } => format!("token {id} has been revoked"),
+            AuthFailure::Expired { id, at, kind } => format!("{} {id} expired at {at}", noun(kind)),
+            AuthFailure::Revoked { id, kind } => format!("{} {id} has been revoked", noun(kind)),
+            AuthFailure::UnknownCertificate { sha256 } => format!(
+                "client certificate {sha256} is not bound to a principal (stele token create --cert)"
+            ),
         }
     }
 
@@ -65,14 +87,23 @@ impl AuthFailure {
     /// holds the secret (expired, revoked), else `anonymous`.
     pub(crate) fn actor_id(&self) -> String {
         match self {
-            AuthFailure::Expired { id, .. } | AuthFailure::Revoked { id } => format!("token:{id}"),
+            AuthFailure::Expired { id, kind, .. } | AuthFailure::Revoked { id, kind } => {
+                format!("{kind}:{id}")
+            }
             _ => "anonymous".to_owned(),
         }
     }
 
     /// Into the API error answered.
     pub(crate) fn into_api_error(self) -> ApiError {
-        let with_error = !matches!(self, AuthFailure::Missing);
+        // `error="invalid_token"` (RFC 6750 §3.1) only when a bearer token was presented.
+        let with_error = !matches!(
+            self,
+            AuthFailure::Missing | AuthFailure::UnknownCertificate { .. }
+        ) && !matches!(
+            &self,
+            AuthFailure::Expired { kind: "cert", .. } | AuthFailure::Revoked { kind: "cert", .. }
+        );
         ApiError::Unauthorized {
             message: self.message(),
             invalid_token: with_error,
@@ -89,6 +120,9 @@ struct Entry {
 pub(crate) struct Table {
     stamp: Option<FileStamp>,
     by_id: HashMap<TokenId, Entry>,
+    /// Certificate principals by fingerprint, in file order (revoked ones stay, so one
+    /// fingerprint can have several records; at most one is usable at a time).
+    by_cert: HashMap<CertFingerprint, Vec<TokenId>>,
     records: Vec<TokenRecord>,
 }
 
@@ -107,9 +141,16 @@ impl Table {
                 )
             })
             .collect();
+        let mut by_cert: HashMap<CertFingerprint, Vec<TokenId>> = HashMap::new();
+        for r in &snapshot.tokens {
+            if let Credential::Certificate { sha256 } = &r.credential {
+                by_cert.entry(*sha256).or_default().push(r.id.clone());
+            }
+        }
         Table {
             stamp: snapshot.stamp,
             by_id,
+            by_cert,
             records: snapshot.tokens,
         }
     }
@@ -165,14 +206,20 @@ impl TokenTable {
     }
 }
 
-/// Checks the `Authorization` header against `table` at `now`.
+/// Checks the request's credentials against `table` at `now`: the `Authorization` header
+/// when there is one (a bearer token decides, whatever certificate the connection shows);
+/// otherwise the client certificate the TLS handshake verified, if any.
 pub(crate) fn authenticate(
     table: &Table,
     header: Option<&HeaderValue>,
+    certificate: Option<&CertFingerprint>,
     now: Timestamp,
 ) -> Result<Arc<Principal>, AuthFailure> {
     let Some(header) = header else {
-        return Err(AuthFailure::Missing);
+        return match certificate {
+            Some(fp) => authenticate_certificate(table, fp, now),
+            None => Err(AuthFailure::Missing),
+        };
     };
     let text = header.to_str().map_err(|_| AuthFailure::NotBearer)?;
     let (scheme, credentials) = text.trim().split_once(' ').ok_or(AuthFailure::NotBearer)?;
@@ -187,18 +234,52 @@ pub(crate) fn authenticate(
         claimed: Some(token.id().clone()),
     };
     let entry = table.by_id.get(token.id()).ok_or_else(invalid)?;
-    let Credential::Token { sha256 } = &entry.record.credential;
+    let Credential::Token { sha256 } = &entry.record.credential else {
+        // The id of a certificate principal: no token has it.
+        return Err(invalid());
+    };
     if !sha256.matches(&token) {
         return Err(invalid());
     }
+    usable(entry, now)
+}
+
+/// The principal bound to a verified client certificate: the usable record, else (for the
+/// message) the last one.
+fn authenticate_certificate(
+    table: &Table,
+    fp: &CertFingerprint,
+    now: Timestamp,
+) -> Result<Arc<Principal>, AuthFailure> {
+    let entries: Vec<&Entry> = table
+        .by_cert
+        .get(fp)
+        .map(|ids| ids.iter().filter_map(|id| table.by_id.get(id)).collect())
+        .unwrap_or_default();
+    if let Some(e) = entries
+        .iter()
+        .find(|e| e.record.status(now) == Status::Active)
+    {
+        return Ok(Arc::clone(&e.principal));
+    }
+    match entries.last() {
+        Some(e) => usable(e, now),
+        None => Err(AuthFailure::UnknownCertificate { sha256: *fp }),
+    }
+}
+
+fn usable(entry: &Entry, now: Timestamp) -> Result<Arc<Principal>, AuthFailure> {
+    let kind = entry.record.credential.principal_prefix();
     match entry.record.status(now) {
         Status::Active => Ok(Arc::clone(&entry.principal)),
         Status::Revoked => Err(AuthFailure::Revoked {
             id: entry.record.id.clone(),
+            kind,
         }),
         Status::Expired => Err(AuthFailure::Expired {
             id: entry.record.id.clone(),
             at: entry.record.expires.unwrap_or(now),
+            kind,
         }),
     }
 }
@@ -235,27 +316,28 @@ mod tests {
         let table = TokenTable::open(store.clone()).unwrap();
         let (t, reloaded) = table.current().unwrap();
         assert!(!reloaded);
-        let p = authenticate(&t, Some(&bearer(token.expose())), NOW).unwrap();
+        let p = authenticate(&t, Some(&bearer(token.expose())), None, NOW).unwrap();
         assert_eq!(p.role, Role::Auditor);
         assert_eq!(p.id, format!("token:{}", token.id()));
         // The scheme is case-insensitive.
         let lower = HeaderValue::from_str(&format!("bearer {}", token.expose())).unwrap();
-        assert!(authenticate(&t, Some(&lower), NOW).is_ok());
+        assert!(authenticate(&t, Some(&lower), None, NOW).is_ok());
 
         let later = Timestamp::from_unix_nanos(NOW.unix_nanos() + 1_000);
         assert!(matches!(
-            authenticate(&t, Some(&bearer(token.expose())), later),
+            authenticate(&t, Some(&bearer(token.expose())), None, later),
             Err(AuthFailure::Expired { .. })
         ));
 
         store.revoke(token.id(), "cli", NOW).unwrap();
         let (t, reloaded) = table.current().unwrap();
         assert!(reloaded, "the change on disk was not noticed");
-        let e = authenticate(&t, Some(&bearer(token.expose())), NOW).unwrap_err();
+        let e = authenticate(&t, Some(&bearer(token.expose())), None, NOW).unwrap_err();
         assert_eq!(
             e,
             AuthFailure::Revoked {
-                id: token.id().clone()
+                id: token.id().clone(),
+                kind: "token"
             }
         );
         assert!(!e.message().contains(token.expose()));
@@ -272,23 +354,67 @@ mod tests {
         let (token, _) = store.create(&spec, "cli", NOW).unwrap();
         let table = TokenTable::open(store).unwrap();
         let t = table.snapshot().unwrap();
-        assert_eq!(authenticate(&t, None, NOW), Err(AuthFailure::Missing));
+        assert_eq!(authenticate(&t, None, None, NOW), Err(AuthFailure::Missing));
         let basic = HeaderValue::from_static("Basic dXNlcjpwYXNz");
         assert_eq!(
-            authenticate(&t, Some(&basic), NOW),
+            authenticate(&t, Some(&basic), None, NOW),
             Err(AuthFailure::NotBearer)
         );
         assert_eq!(
-            authenticate(&t, Some(&bearer("nonsense")), NOW),
+            authenticate(&t, Some(&bearer("nonsense")), None, NOW),
             Err(AuthFailure::Invalid { claimed: None })
         );
         // Right id, wrong secret; unknown id: the same answer.
         let forged = Token::generate_with_id(token.id().clone()).unwrap();
         let stranger = Token::generate().unwrap();
         for t2 in [&forged, &stranger] {
-            let e = authenticate(&t, Some(&bearer(t2.expose())), NOW).unwrap_err();
+            let e = authenticate(&t, Some(&bearer(t2.expose())), None, NOW).unwrap_err();
             assert_eq!(e.message(), "invalid token");
             assert_eq!(e.actor_id(), "anonymous");
         }
+    }
+
+    #[test]
+    fn a_certificate_authenticates_its_principal_unless_a_token_is_sent() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = TokenStore::new(dir.path());
+        let fp = CertFingerprint::of_der(b"client certificate");
+        let spec = NewToken {
+            role: Some(Role::Reader),
+            tenants: vec!["acme".to_owned()],
+            certificate_sha256: Some(fp),
+            ..NewToken::default()
+        };
+        let record = store.register_certificate(&spec, "cli", NOW).unwrap();
+        let writer = NewToken {
+            role: Some(Role::Writer),
+            ..NewToken::default()
+        };
+        let (token, _) = store.create(&writer, "cli", NOW).unwrap();
+        let table = TokenTable::open(store.clone()).unwrap();
+        let t = table.snapshot().unwrap();
+        let p = authenticate(&t, None, Some(&fp), NOW).unwrap();
+        assert_eq!(
+            (p.id.clone(), p.role),
+            (format!("cert:{}", record.id), Role::Reader)
+        );
+        // A bearer token decides when both are presented.
+        let p = authenticate(&t, Some(&bearer(token.expose())), Some(&fp), NOW).unwrap();
+        assert_eq!(p.role, Role::Writer);
+        // A certificate principal's id is no token id.
+        let fake = Token::generate_with_id(record.id.clone()).unwrap();
+        assert!(matches!(
+            authenticate(&t, Some(&bearer(fake.expose())), None, NOW),
+            Err(AuthFailure::Invalid { .. })
+        ));
+        let stranger = CertFingerprint::of_der(b"another certificate");
+        let e = authenticate(&t, None, Some(&stranger), NOW).unwrap_err();
+        assert_eq!(e, AuthFailure::UnknownCertificate { sha256: stranger });
+        assert!(e.message().contains(&stranger.to_hex()));
+        store.revoke(&record.id, "cli", NOW).unwrap();
+        let t = table.snapshot().unwrap();
+        let e = authenticate(&t, None, Some(&fp), NOW).unwrap_err();
+        assert_eq!(e.actor_id(), format!("cert:{}", record.id));
+        assert!(e.message().contains("revoked"), "{}", e.message());
     }
 }

@@ -50,6 +50,59 @@ pub struct ServeArgs {
     witness_timeout: Duration,
     #[command(flatten)]
     access: access::AccessArgs,
+    #[command(flatten)]
+    tls: TlsArgs,
+}
+
+/// TLS flags of `stele serve`.
+#[derive(Debug, Args)]
+pub struct TlsArgs {
+    /// Serve HTTPS with this PEM certificate chain (the server's certificate first).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert (PKCS#8, PKCS#1 or SEC1); keep it mode 0600.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Verify client certificates against the CA certificate(s) in this PEM file (mTLS). A
+    /// verified certificate bound to a principal (`stele token create --cert`) authenticates
+    /// the request without a token.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    client_ca: Option<PathBuf>,
+    /// With --client-ca: refuse the TLS handshake of a client that shows no certificate
+    /// (default: such clients may still use bearer tokens and the public routes).
+    #[arg(long, requires = "client_ca")]
+    require_client_cert: bool,
+}
+
+impl TlsArgs {
+    /// The rustls configuration, if TLS is asked for: every file is read and checked now, so
+    /// a bad one stops the start with a message naming it.
+    fn load(&self) -> Result<Option<std::sync::Arc<rustls::ServerConfig>>> {
+        let (Some(cert), Some(key)) = (&self.tls_cert, &self.tls_key) else {
+            return Ok(None);
+        };
+        let files = stele_server::tls::TlsFiles {
+            cert: cert.clone(),
+            key: key.clone(),
+            client_ca: self.client_ca.clone(),
+            require_client_cert: self.require_client_cert,
+        };
+        warn_if_readable_by_others(key);
+        stele_server::tls::load_server_config(&files)
+            .map(Some)
+            .context("--tls-cert / --tls-key / --client-ca")
+    }
+}
+
+/// Warns when a TLS private key file can be read by group or others.
+fn warn_if_readable_by_others(key: &std::path::Path) {
+    use std::os::unix::fs::PermissionsExt;
+    if let Ok(m) = std::fs::metadata(key) {
+        let mode = m.permissions().mode() & 0o777;
+        if mode & 0o077 != 0 {
+            tracing::warn!(file = %key.display(), mode = format!("{mode:o}"), "the TLS private key can be read by others; chmod 600 it");
+        }
+    }
 }
 
 /// The idempotency key of a stored event, recomputed from its bytes: how the store rebuilds
@@ -85,6 +138,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
                 .context("--witness / --witness-quorum")?,
         )
     };
+    // Before the log is opened: a bad certificate or key is told at once.
+    let tls = args.tls.load()?;
     let dir = paths::data_dir(args.data.as_deref())?;
     let (signer, created) =
         datadir::open_or_init(&dir, args.origin.as_deref()).with_context(|| {
@@ -103,6 +158,15 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         Store::open(opts).with_context(|| format!("opening the log in {}", dir.display()))?;
     let report = store.recovery_report();
     tracing::info!(size = store.size(), recovery = ?report, "log opened");
+    // A rotation requested while no server ran (or interrupted by a crash) is carried out
+    // before anything is served, so the banner shows the key that signs.
+    if let Some(r) =
+        stele_server::keys::rotate_pending(&store, &dir, &ServerConfig::default().limits)
+            .map_err(anyhow::Error::msg)
+            .context("carrying out the requested key rotation")?
+    {
+        tracing::info!(old = %r.old_key, new = %r.new_key, from_size = r.from_size, "rotated the signing key");
+    }
     let access = access::prepare(&args.access, &dir)?;
     // The query index is derived data in DATA/index: it loads what it has and follows the log
     // from there on its own thread, so serving starts at once even while it catches up.
@@ -133,10 +197,11 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         writeln!(out, "verifier key: {}", store.verifier_key())?;
         writeln!(out, "data: {}", dir.display())?;
         access.announce(&mut out, &dir)?;
-        writeln!(out, "listening on http://{addr}")?;
+        let scheme = if tls.is_some() { "https" } else { "http" };
+        writeln!(out, "listening on {scheme}://{addr}")?;
         out.flush()?;
         drop(out);
-        tracing::info!(%addr, "serving");
+        tracing::info!(%addr, tls = tls.is_some(), mtls = args.tls.client_ca.is_some(), "serving");
         let state = AppState::build(
             store.clone(),
             config,
@@ -145,6 +210,12 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         );
         // Before the first request is served (the listener only queues connections so far).
         access.enable(&dir, &state, &store, config.limits).await?;
+        // Rotations requested with `stele key rotate --data` while the server runs.
+        let rotating = tokio::spawn(stele_server::keys::watch_rotations(
+            store.clone(),
+            dir.clone(),
+            config.limits,
+        ));
         // Witness submissions run beside the server and never hold up appends.
         let submitting = witnessing.map(|w| {
             tracing::info!(
@@ -154,12 +225,17 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
             );
             tokio::spawn(w.run(store.clone()))
         });
-        let served = stele_server::serve(listener, state, shutdown_signal())
-            .await
-            .context("serving HTTP");
+        let served = match tls {
+            Some(config) => {
+                stele_server::serve_https(listener, state, config, shutdown_signal()).await
+            }
+            None => stele_server::serve(listener, state, shutdown_signal()).await,
+        }
+        .context("serving HTTP");
         if let Some(task) = submitting {
             task.abort();
         }
+        rotating.abort();
         served
     });
     // Close even when serving failed, so acknowledged appends get their final checkpoint.

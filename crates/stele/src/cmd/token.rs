@@ -28,11 +28,13 @@ pub struct TokenArgs {
 
 #[derive(Debug, Subcommand)]
 enum TokenCommand {
-    /// Create a token; prints it (only now) alone on the last line of stdout.
+    /// Create a token; prints it (only now) alone on the last line of stdout. With --cert,
+    /// bind a client certificate (mTLS) instead and print the new principal's id.
     Create(CreateArgs),
     /// List tokens, one a line: id, role, tenants, source, expiry, status (never a secret).
     List(ListArgs),
-    /// Revoke a token by id; the server refuses it from its next request on.
+    /// Revoke a token (or certificate principal) by id; the server refuses it from its next
+    /// request on.
     Revoke(RevokeArgs),
 }
 
@@ -66,6 +68,11 @@ struct CreateArgs {
     /// A description, shown by list.
     #[arg(long, value_name = "TEXT")]
     label: Option<String>,
+    /// Instead of a token, bind the client certificate in this PEM file (its SHA-256
+    /// fingerprint) to the principal: over mTLS (`stele serve --client-ca`) it then
+    /// authenticates without a token. No secret is made; the id is printed instead.
+    #[arg(long, value_name = "FILE")]
+    cert: Option<PathBuf>,
     #[command(flatten)]
     target: Target,
 }
@@ -164,13 +171,22 @@ fn create(args: CreateArgs) -> Result<ExitCode> {
         .as_deref()
         .map(|e| parse_expiry(e, now))
         .transpose()?;
+    let certificate_sha256 = args
+        .cert
+        .as_deref()
+        .map(certificate_fingerprint)
+        .transpose()?;
     let spec = NewToken {
         role: Some(args.role),
         tenants: args.tenants,
         source: args.source,
         label: args.label,
         expires,
+        certificate_sha256,
     };
+    if spec.certificate_sha256.is_some() {
+        return create_certificate_principal(&spec, &args.target, now);
+    }
     let (token, description) = match &args.target.url {
         Some(url) => {
             // Check here too, so a mistake is told before the server is asked.
@@ -209,6 +225,65 @@ fn create(args: CreateArgs) -> Result<ExitCode> {
     eprintln!("the token is shown only now; keep it secret:");
     let mut out = std::io::stdout().lock();
     writeln!(out, "{token}").context("writing to stdout")?;
+    Ok(ExitCode::SUCCESS)
+}
+
+/// The SHA-256 fingerprint of the first certificate of a PEM file (the client's own; any
+/// further ones are its chain).
+fn certificate_fingerprint(path: &std::path::Path) -> Result<stele_auth::CertFingerprint> {
+    let certs = stele_server::tls::read_certificates("certificate", path)?;
+    let leaf = certs
+        .first()
+        .with_context(|| format!("{} holds no certificate", path.display()))?;
+    Ok(stele_auth::CertFingerprint::of_der(leaf.as_ref()))
+}
+
+/// `stele token create --cert FILE`: binds the certificate to a new principal and prints its
+/// id alone on the last line of stdout.
+fn create_certificate_principal(
+    spec: &NewToken,
+    target: &Target,
+    now: Timestamp,
+) -> Result<ExitCode> {
+    let (id, description) = match &target.url {
+        Some(url) => {
+            spec.validate(now)?;
+            let client = Client::new(url)?;
+            let mut body = json!({"role": spec.role, "tenants": spec.tenants,
+                                  "certificate_sha256": spec.certificate_sha256});
+            for (k, v) in [("source", &spec.source), ("label", &spec.label)] {
+                if let Some(v) = v {
+                    body[k] = json!(v);
+                }
+            }
+            if let Some(e) = spec.expires {
+                body["expires"] = json!(e);
+            }
+            let resp = client.send(client.post("/v1/admin/tokens").json(&body))?;
+            if !resp.status().is_success() {
+                return Err(http_failure("POST", resp).into());
+            }
+            let answer: Value = resp.json().context("reading the server's answer")?;
+            let id = answer
+                .get("id")
+                .and_then(Value::as_str)
+                .context("the server's answer holds no id")?
+                .to_owned();
+            (id, describe_json(&answer))
+        }
+        None => {
+            let store = store(target)?;
+            let record = store
+                .register_certificate(spec, "cli", now)
+                .with_context(|| {
+                    format!("registering a certificate in {}", store.path().display())
+                })?;
+            (record.id.to_string(), describe(&record, now))
+        }
+    };
+    eprintln!("created certificate principal cert:{id}: {description}");
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{id}").context("writing to stdout")?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -296,13 +371,18 @@ fn describe_json(v: &Value) -> String {
         .and_then(Value::as_str)
         .unwrap_or("never")
         .to_owned();
-    format!(
+    let line = format!(
         "{} {} {tenants} {} {expires} {}",
         text("id"),
         text("role"),
         text("source"),
         text("status")
-    )
+    );
+    // A certificate principal: its fingerprint as a seventh column.
+    match v.get("certificate_sha256").and_then(Value::as_str) {
+        Some(fp) => format!("{line} cert={fp}"),
+        None => line,
+    }
 }
 
 #[cfg(test)]

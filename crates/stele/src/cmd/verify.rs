@@ -8,10 +8,13 @@
 //!   recompute the root from every entry the server serves. `--witness-key`/`--witness-quorum`
 //!   require witness cosignatures, `--gossip` compares with witnesses' views, and a caught
 //!   contradiction is written out as a proof of misbehaviour (see `docs/witness.md`).
+//!   A key of an earlier era follows the log's key-rotation statements to the current key
+//!   (see `docs/key-rotation.md`); offline, `--key` may be such a key too.
 
 mod evidence;
 mod gossip;
 mod remote;
+mod rotation;
 mod state;
 
 use std::path::PathBuf;
@@ -121,7 +124,7 @@ fn offline(data: Option<&std::path::Path>, key: Option<&str>) -> Result<ExitCode
             dir.display()
         );
     }
-    let verifier = match key {
+    let given = match key {
         Some(k) => keys::verifier_from_arg(k)?,
         None => datadir::load_verifier(&dir).with_context(|| {
             format!(
@@ -130,13 +133,47 @@ fn offline(data: Option<&std::path::Path>, key: Option<&str>) -> Result<ExitCode
             )
         })?,
     };
+    // A key of an earlier era leads, through the rotation statements it signed, to the key
+    // that signs the latest checkpoint.
+    let history = stele_store::rotation::load_rotations(&dir)?;
+    let (verifier, followed) = match stele_core::rotation::follow(
+        &given,
+        history.iter().map(|r| r.statement.as_bytes()),
+    ) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("error: {}: {e}", Layout::new(&dir).rotations().display());
+            return Ok(ExitCode::from(exit::FAILURE));
+        }
+    };
+    for r in &followed {
+        eprintln!(
+            "followed a key rotation: from tree size {} the log signs with {}",
+            r.from_size,
+            r.new_key.to_verifier_key()
+        );
+    }
     match verify_dir(&dir, &verifier) {
         Ok(report) => {
             for w in &report.warnings {
                 eprintln!("warning: {w}");
             }
+            for r in &report.rotations {
+                if let Err(e) = stele_server::keys::check_rotation_entry(&r.event, &r.record) {
+                    eprintln!("error: {}: {e}", Layout::new(&dir).rotations().display());
+                    return Ok(ExitCode::from(exit::FAILURE));
+                }
+            }
+            let eras = if report.rotations.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    ", {} key rotations (each statement, record and earlier key's checkpoint checked)",
+                    report.rotations.len()
+                )
+            };
             println!(
-                "ok: {} entries, checkpoint size {}, root {}",
+                "ok: {} entries, checkpoint size {}, root {}{eras}",
                 report.entries,
                 report.checkpoint_size,
                 report.checkpoint_root.to_base64()

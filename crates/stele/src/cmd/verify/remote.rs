@@ -24,7 +24,7 @@ use stele_core::note::{Note, NoteVerifier};
 use stele_core::tile::{bundle_decode, TileKind, TilePath, TILE_WIDTH};
 use stele_core::Hash;
 
-use super::{evidence, gossip, state};
+use super::{evidence, gossip, rotation, state};
 use crate::client::{Client, ConsistencyProof};
 use crate::exit::Failure;
 use crate::{keys, paths};
@@ -118,17 +118,20 @@ pub struct Options<'a> {
 /// proof of misbehaviour is written when the contradiction can be proven) or misses the
 /// witness policy; unreachable server, bad key, unusable state file (exit 2).
 pub fn run(o: &Options<'_>) -> Result<ExitCode> {
-    let verifier = keys::verifier_from_arg(o.key)?;
+    let given = keys::verifier_from_arg(o.key)?;
     let client = Client::new(o.url)?;
-    let (new, note) = client.checkpoint(&verifier)?;
+    // The key name is the origin (Stele requires it of checkpoints).
     let state_path = match o.state_file {
         Some(p) => p.to_path_buf(),
-        None => paths::default_state_file(&new.origin)?,
+        None => paths::default_state_file(given.name())?,
     };
+    let rotation = rotation::follow(&client, &given, &state_path)?;
+    let verifier = rotation.current.clone();
+    let (new, note) = client.checkpoint(&verifier)?;
     let evidence_out = o
         .misbehaviour_out
         .map_or_else(|| evidence::default_path(&state_path), Path::to_path_buf);
-    let old = state::load(&state_path, &verifier)?;
+    let old = state::load_any(&state_path, &rotation.chain)?;
     let old_cp = old.as_ref().map(|(cp, _)| cp);
     let planned = match plan(old_cp, &new) {
         Ok(p) => p,
@@ -211,6 +214,7 @@ pub fn run(o: &Options<'_>) -> Result<ExitCode> {
         )?);
     }
     state::save(&state_path, &note)?;
+    rotation.save(&state_path)?;
     let full_note = if o.full { ", every entry rehashed" } else { "" };
     println!(
         "ok: {} at size {}, root {} ({how}{full_note}{cosigned})",
@@ -220,6 +224,13 @@ pub fn run(o: &Options<'_>) -> Result<ExitCode> {
     );
     for line in compared {
         println!("gossip: {line}");
+    }
+    for r in &rotation.newly_followed {
+        println!(
+            "key rotation: from tree size {} the log signs with {}; trusting that key from now on",
+            r.from_size,
+            r.new_key.to_verifier_key()
+        );
     }
     Ok(ExitCode::SUCCESS)
 }

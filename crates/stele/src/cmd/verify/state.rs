@@ -32,6 +32,61 @@ pub fn load(path: &Path, verifier: &NoteVerifier) -> Result<Option<(Checkpoint, 
     Ok(Some((cp, note)))
 }
 
+/// Like [`load`], accepting a checkpoint signed by any of `keys` (the keys of a log's
+/// rotation chain, oldest first: a checkpoint trusted before a rotation was signed by an
+/// earlier key).
+///
+/// # Errors
+/// As [`load`], when no key of `keys` signed it.
+pub fn load_any(path: &Path, keys: &[NoteVerifier]) -> Result<Option<(Checkpoint, String)>> {
+    let mut last = None;
+    for key in keys.iter().rev() {
+        match load(path, key) {
+            Ok(found) => return Ok(found),
+            Err(e) => last = Some(e),
+        }
+    }
+    match last {
+        Some(e) => Err(e),
+        None => Ok(None),
+    }
+}
+
+/// Where the rotation statements a verifier followed are kept: beside the state file.
+pub fn rotations_path(state: &Path) -> std::path::PathBuf {
+    let mut p = state.as_os_str().to_owned();
+    p.push(".rotations");
+    std::path::PathBuf::from(p)
+}
+
+/// The rotation statements followed before (notes, as served), none if there is no file.
+///
+/// # Errors
+/// An unreadable or malformed file.
+pub fn load_rotations(state: &Path) -> Result<Vec<String>> {
+    let path = rotations_path(state);
+    match std::fs::read(&path) {
+        Ok(b) => serde_json::from_slice(&b).with_context(|| {
+            format!(
+                "{} is not a JSON list of rotation statements",
+                path.display()
+            )
+        }),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(Vec::new()),
+        Err(e) => Err(e).with_context(|| format!("reading {}", path.display())),
+    }
+}
+
+/// Saves the rotation statements followed, so later runs keep trusting the newest key even
+/// if the log stops serving them (and never go back to an older key).
+///
+/// # Errors
+/// I/O errors.
+pub fn save_rotations(state: &Path, statements: &[String]) -> Result<()> {
+    let text = serde_json::to_string_pretty(statements).context("encoding the statements")?;
+    save(&rotations_path(state), &format!("{text}\n"))
+}
+
 /// Replaces `path` with `note`: write a temporary file beside it, fsync, rename, fsync the
 /// directory. Creates the directory if needed.
 ///
