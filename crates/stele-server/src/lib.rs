@@ -9,6 +9,9 @@
 //!   proofs.
 //! - `GET /checkpoint`, `GET /tile/…` implement the C2SP tlog-tiles read API byte-exactly
 //!   (tlog-tiles "Checkpoints", "Merkle Tree" and "Log Entries" sections).
+//! - `POST /v1/ingest/kubernetes` (audit webhook), `POST /v1/ingest/opa` (decision logs) and
+//!   `POST /v1/logs` (OTLP/HTTP logs) map other systems' records to events
+//!   ([`handlers::ingest`]); [`syslog`] listens for RFC 5424 syslog over TCP and TLS.
 //! - `GET /v1/log`, `GET /healthz`, `GET /metrics` (OpenMetrics text), `GET /openapi.json`
 //!   (OpenAPI 3.1, with the event JSON Schema embedded) and `GET /schema/event-v1.schema.json`.
 //!
@@ -55,9 +58,12 @@ pub fn router(state: AppState) -> Router {
 /// The route table: path template (axum syntax), method, handler. One entry per method, so
 /// the OpenAPI document can be checked against it.
 fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
-    use handlers::{ops, tiles, v1};
+    use handlers::{ingest, ops, tiles, v1};
     vec![
         ("/v1/events", "post", post(v1::events::append)),
+        ("/v1/ingest/kubernetes", "post", post(ingest::k8s::ingest)),
+        ("/v1/ingest/opa", "post", post(ingest::opa::ingest)),
+        ("/v1/logs", "post", post(ingest::otlp::ingest)),
         (
             "/v1/events/{index_or_id}",
             "get",

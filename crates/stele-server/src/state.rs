@@ -8,7 +8,8 @@ use stele_core::event::EventLimits;
 use stele_store::{Store, StoreError};
 
 use crate::error::ApiError;
-use crate::metrics::HttpMetrics;
+use crate::handlers::ingest::IngestLimits;
+use crate::metrics::{HttpMetrics, IngestMetrics};
 
 /// Settings of the API that are not the store's.
 #[derive(Clone, Copy, Debug)]
@@ -17,8 +18,11 @@ pub struct ServerConfig {
     pub limits: EventLimits,
     /// Largest accepted `POST /v1/events` body, in bytes.
     pub max_body_bytes: usize,
-    /// Largest number of events in one `POST /v1/events` request.
+    /// Largest number of events in one `POST /v1/events` request (and of records in one
+    /// ingest request).
     pub max_events: usize,
+    /// Largest ingest body after gzip decoding (`Content-Encoding: gzip`), in bytes.
+    pub max_decoded_bytes: usize,
 }
 
 impl ServerConfig {
@@ -26,6 +30,8 @@ impl ServerConfig {
     pub const DEFAULT_MAX_BODY_BYTES: usize = 16 << 20;
     /// Default number of events per request.
     pub const DEFAULT_MAX_EVENTS: usize = 100_000;
+    /// Default decoded-body limit: 64 MiB.
+    pub const DEFAULT_MAX_DECODED_BYTES: usize = 64 << 20;
 }
 
 impl Default for ServerConfig {
@@ -34,6 +40,7 @@ impl Default for ServerConfig {
             limits: EventLimits::default(),
             max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
             max_events: Self::DEFAULT_MAX_EVENTS,
+            max_decoded_bytes: Self::DEFAULT_MAX_DECODED_BYTES,
         }
     }
 }
@@ -50,6 +57,7 @@ struct Inner {
     started: Instant,
     registry: Registry,
     http: HttpMetrics,
+    ingest: IngestMetrics,
 }
 
 impl AppState {
@@ -59,6 +67,7 @@ impl AppState {
     pub fn new(store: Store, config: ServerConfig) -> Self {
         let mut registry = Registry::default();
         let http = HttpMetrics::register(&mut registry);
+        let ingest = IngestMetrics::register(&mut registry);
         store.register_metrics(&mut registry);
         AppState(Arc::new(Inner {
             origin: store.origin().to_owned(),
@@ -68,6 +77,7 @@ impl AppState {
             started: Instant::now(),
             registry,
             http,
+            ingest,
         }))
     }
 
@@ -102,6 +112,19 @@ impl AppState {
 
     pub(crate) fn http_metrics(&self) -> &HttpMetrics {
         &self.0.http
+    }
+
+    /// Records accepted and rejected per integration.
+    pub(crate) fn ingest_metrics(&self) -> &IngestMetrics {
+        &self.0.ingest
+    }
+
+    /// The size limits of the ingest routes.
+    pub fn ingest_limits(&self) -> IngestLimits {
+        IngestLimits {
+            max_body_bytes: self.0.config.max_body_bytes,
+            max_decoded_bytes: self.0.config.max_decoded_bytes,
+        }
     }
 
     /// Runs a synchronous store call on the blocking pool: reads touch files and must not

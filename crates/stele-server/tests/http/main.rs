@@ -4,6 +4,7 @@
 
 mod common;
 mod events;
+mod ingest;
 mod ops;
 mod proofs;
 mod rejects;
