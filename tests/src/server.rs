@@ -38,6 +38,18 @@ pub struct Server {
     pub data: PathBuf,
     stderr: Arc<Mutex<String>>,
     client: Client,
+    /// The lines it printed on stdout up to and including its address.
+    pub banner: Vec<String>,
+}
+
+impl Server {
+    /// The value of a banner line `PREFIX VALUE` (like `syslog on tcp://127.0.0.1:5140`).
+    pub fn banner_value(&self, prefix: &str) -> Option<&str> {
+        self.banner
+            .iter()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .map(str::trim)
+    }
 }
 
 /// A blocking client with a generous per-request timeout, never using a proxy.
@@ -98,10 +110,12 @@ impl Server {
             }
         });
         let deadline = Instant::now() + START_TIMEOUT;
+        let mut banner = Vec::new();
         let url = loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match rx.recv_timeout(left.min(Duration::from_millis(100))) {
                 Ok(line) => {
+                    banner.push(line.clone());
                     if let Some(rest) = line.trim().strip_prefix("listening on ") {
                         break rest.trim().trim_end_matches('/').to_owned();
                     }
@@ -126,6 +140,7 @@ impl Server {
             data: data.to_path_buf(),
             stderr,
             client: http_client(),
+            banner,
         };
         let deadline = Instant::now() + START_TIMEOUT;
         loop {

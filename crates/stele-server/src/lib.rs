@@ -26,6 +26,7 @@ pub mod error;
 pub mod handlers;
 mod metrics;
 pub mod state;
+pub mod syslog;
 
 use std::future::Future;
 

@@ -33,6 +33,16 @@ pub struct ServeArgs {
     /// Largest accepted request body (e.g. 1048576, 16MiB).
     #[arg(long, value_name = "BYTES", default_value = "16MiB", value_parser = units::parse_bytes)]
     max_body: usize,
+    /// Also accept RFC 5424 syslog over TCP (octet-counted or newline-framed) on this
+    /// address; with --syslog-tls-cert and --syslog-tls-key, over TLS instead.
+    #[arg(long, value_name = "HOST:PORT")]
+    syslog_listen: Option<String>,
+    /// PEM certificate chain for syslog over TLS.
+    #[arg(long, value_name = "FILE", requires_all = ["syslog_listen", "syslog_tls_key"])]
+    syslog_tls_cert: Option<PathBuf>,
+    /// PEM private key for syslog over TLS.
+    #[arg(long, value_name = "FILE", requires_all = ["syslog_listen", "syslog_tls_cert"])]
+    syslog_tls_key: Option<PathBuf>,
 }
 
 /// The idempotency key of a stored event, recomputed from its bytes: how the store rebuilds
@@ -69,6 +79,14 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     let mut opts = StoreOptions::new(&dir, signer);
     opts.checkpoint_interval = args.checkpoint_interval;
     opts.key_of = key_of;
+    let tls = match (&args.syslog_tls_cert, &args.syslog_tls_key) {
+        (Some(cert), Some(key)) => Some(
+            stele_server::syslog::tls_acceptor(cert, key)
+                .map_err(anyhow::Error::msg)
+                .context("loading the syslog TLS certificate and key")?,
+        ),
+        _ => None,
+    };
     let store =
         Store::open(opts).with_context(|| format!("opening the log in {}", dir.display()))?;
     let report = store.recovery_report();
@@ -88,18 +106,55 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr().context("reading the bound address")?;
+        let syslog_listener = match &args.syslog_listen {
+            Some(at) => Some(
+                tokio::net::TcpListener::bind(at)
+                    .await
+                    .with_context(|| format!("cannot listen for syslog on {at}"))?,
+            ),
+            None => None,
+        };
         let mut out = std::io::stdout().lock();
         writeln!(out, "origin: {}", store.origin())?;
         writeln!(out, "verifier key: {}", store.verifier_key())?;
         writeln!(out, "data: {}", dir.display())?;
+        // Before the HTTP address, which scripts wait for as the sign that the server is up.
+        if let Some(l) = &syslog_listener {
+            let scheme = if tls.is_some() { "tls" } else { "tcp" };
+            writeln!(out, "syslog on {scheme}://{}", l.local_addr()?)?;
+        }
         writeln!(out, "listening on http://{addr}")?;
         out.flush()?;
         drop(out);
         tracing::info!(%addr, "serving");
         let state = AppState::new(store.clone(), config);
-        stele_server::serve(listener, state, shutdown_signal())
-            .await
-            .context("serving HTTP")
+        // One signal stops both listeners; the store is closed after both have finished.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        });
+        let syslog = syslog_listener.map(|l| {
+            tokio::spawn(stele_server::syslog::serve(
+                l,
+                state.clone(),
+                tls,
+                stop_rx.clone(),
+            ))
+        });
+        let mut http_stop = stop_rx;
+        let served = stele_server::serve(listener, state, async move {
+            let _ = http_stop.wait_for(|s| *s).await;
+        })
+        .await
+        .context("serving HTTP");
+        if let Some(syslog) = syslog {
+            syslog
+                .await
+                .context("syslog listener task")?
+                .context("serving syslog")?;
+        }
+        served
     });
     // Close even when serving failed, so acknowledged appends get their final checkpoint.
     let closed = store.close().context("closing the log");

@@ -35,7 +35,7 @@ use crate::body;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-pub use map::{fit, IngestLimits};
+pub use map::{action as action_name, client_time, fit, is_action, object as map_object, IngestLimits};
 
 /// Most problems listed in one answer.
 const MAX_REPORTED: usize = 1000;
