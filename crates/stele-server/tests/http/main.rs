@@ -6,6 +6,7 @@ mod common;
 mod events;
 mod ingest;
 mod ops;
+mod otlp;
 mod proofs;
 mod rejects;
 mod tiles;
