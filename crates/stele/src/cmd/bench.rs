@@ -35,6 +35,14 @@ pub enum Bench {
     Proof,
     /// Offline verification rate.
     Verify,
+    /// Kubernetes audit webhook receiver (EventLists), durable.
+    IngestK8s,
+    /// OPA decision-log receiver (gzip arrays), durable.
+    IngestOpa,
+    /// OTLP/HTTP logs receiver (protobuf), durable.
+    IngestOtlp,
+    /// Syslog listener (RFC 5424 over TCP), durable.
+    IngestSyslog,
 }
 
 /// Arguments of `stele bench`.
@@ -106,10 +114,21 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if on(Bench::Proof) || on(Bench::Verify) {
         proof_and_verify(scratch.path(), args, on(Bench::Proof), on(Bench::Verify))?;
     }
+    use super::bench_ingest::{run as ingest, Receiver};
+    for (bench, receiver) in [
+        (Bench::IngestK8s, Receiver::Kubernetes),
+        (Bench::IngestOpa, Receiver::Opa),
+        (Bench::IngestOtlp, Receiver::Otlp),
+        (Bench::IngestSyslog, Receiver::Syslog),
+    ] {
+        if on(bench) {
+            ingest(scratch.path(), args, receiver)?;
+        }
+    }
     Ok(())
 }
 
-fn num_cpus() -> usize {
+pub(crate) fn num_cpus() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
@@ -196,7 +215,7 @@ fn hash(size: usize) {
     println!("hash: leaf of {size} B {leaf_ns:.0} ns ({:.2} M/s per core); node {node_ns:.0} ns ({:.2} M/s per core)", 1e3 / leaf_ns, 1e3 / node_ns);
 }
 
-fn open_store(dir: &Path) -> Result<(Store, stele_core::note::NoteVerifier)> {
+pub(crate) fn open_store(dir: &Path) -> Result<(Store, stele_core::note::NoteVerifier)> {
     let signer = signer()?;
     let verifier = signer.verifier();
     let mut o = StoreOptions::new(dir, signer);

@@ -2,6 +2,7 @@
 
 pub mod append;
 pub mod bench;
+pub mod bench_ingest;
 pub mod get;
 pub mod key;
 pub mod keygen;

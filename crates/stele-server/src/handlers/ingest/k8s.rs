@@ -17,7 +17,7 @@ use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
 use super::map::{self, fit_id, fit_name, fit_text, object};
-use super::{commit, content_id, read_body, IngestReport, Mapped, RecordProblem};
+use super::{content_id, ingest_bytes, read_body, IngestReport, Mapped, RecordProblem};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -43,14 +43,7 @@ pub async fn ingest(
 ) -> Result<IngestReport, ApiError> {
     let bytes = read_body(&headers, body, &state.ingest_limits()).await?;
     let max = state.config().max_events;
-    let records = if bytes.len() > 64 * 1024 {
-        tokio::task::spawn_blocking(move || map_body(&bytes, max))
-            .await
-            .map_err(|e| ApiError::Internal(format!("mapping task failed: {e}")))??
-    } else {
-        map_body(&bytes, max)?
-    };
-    commit(&state, SOURCE, records).await
+    ingest_bytes(&state, SOURCE, bytes, move |b| map_body(b, max)).await
 }
 
 /// The envelope: an `EventList` (or a lone `Event`).
@@ -374,7 +367,10 @@ pub fn map_record(record: usize, raw: &str) -> Mapped {
         .into_iter()
         .find_map(|t| t.as_deref().and_then(map::client_time));
     let event = object([
-        ("id", Some(json!(content_id(SOURCE, raw.as_bytes())))),
+        (
+            "id",
+            Some(json!(content_id(SOURCE, raw.as_bytes(), client_time.as_deref()))),
+        ),
         ("actor", Some(Value::Object(actor))),
         ("action", Some(json!(action))),
         ("resource", Some(resource)),

@@ -25,7 +25,7 @@ use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
 use super::map::{self, fit_id, fit_name, fit_text, object};
-use super::{commit, read_body, IngestReport, Mapped, RecordProblem};
+use super::{ingest_bytes, read_body, IngestReport, Mapped, RecordProblem};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -189,14 +189,7 @@ async fn ingest_inner(
 ) -> Result<IngestReport, ApiError> {
     let bytes = read_body(headers, body, &state.ingest_limits()).await?;
     let max = state.config().max_events;
-    let records = if bytes.len() > 64 * 1024 {
-        tokio::task::spawn_blocking(move || map_body(&bytes, encoding, max))
-            .await
-            .map_err(|e| ApiError::Internal(format!("mapping task failed: {e}")))??
-    } else {
-        map_body(&bytes, encoding, max)?
-    };
-    commit(state, SOURCE, records).await
+    ingest_bytes(state, SOURCE, bytes, move |b| map_body(b, encoding, max)).await
 }
 
 fn encoding_of(headers: &HeaderMap) -> Result<Encoding, ApiError> {
