@@ -86,12 +86,22 @@ impl Server {
     ///
     /// If the process exits, or does not print its address within [`START_TIMEOUT`].
     pub fn try_start(data: &Path, extra: &[&str]) -> Result<Server, StartFailure> {
+        Server::try_start_on(data, "127.0.0.1:0", extra)
+    }
+
+    /// Like [`Server::try_start`], listening on `listen` (for a server that must come back on
+    /// the same address).
+    ///
+    /// # Errors
+    ///
+    /// As [`Server::try_start`].
+    pub fn try_start_on(data: &Path, listen: &str, extra: &[&str]) -> Result<Server, StartFailure> {
         let mut child = Command::new(stele_bin())
             .arg("serve")
             .arg("--data")
             .arg(data)
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(listen)
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

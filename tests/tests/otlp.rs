@@ -64,8 +64,7 @@ fn opentelemetry_python_sdk_exports_logs_that_become_events() {
         assert_eq!(denied["context"]["severity_text"], "WARN");
         assert_eq!(denied["context"]["attributes"]["exporter"], exporter);
         // The record in OTLP/JSON, with its body and every attribute.
-        let original: Value =
-            serde_json::from_str(denied["original"].as_str().unwrap()).unwrap();
+        let original: Value = serde_json::from_str(denied["original"].as_str().unwrap()).unwrap();
         assert_eq!(
             original["body"]["stringValue"],
             format!("{run_id}: read of doc-42 denied")
@@ -77,8 +76,18 @@ fn opentelemetry_python_sdk_exports_logs_that_become_events() {
             .iter()
             .map(|a| a["key"].as_str().unwrap())
             .collect();
-        assert!(keys.contains(&"stele.outcome") && keys.contains(&"enduser.id"), "{keys:?}");
-        assert!(original["timeUnixNano"].as_str().unwrap().parse::<u64>().unwrap() > 0);
+        assert!(
+            keys.contains(&"stele.outcome") && keys.contains(&"enduser.id"),
+            "{keys:?}"
+        );
+        assert!(
+            original["timeUnixNano"]
+                .as_str()
+                .unwrap()
+                .parse::<u64>()
+                .unwrap()
+                > 0
+        );
         assert!(denied["client_time"].as_str().unwrap().ends_with('Z'));
 
         let granted = &events[i + 1];

@@ -61,7 +61,11 @@ fn logger_rfc5424_over_tcp_with_and_without_octet_counting() {
     let server = Server::start(dir.path(), &["--syslog-listen", "127.0.0.1:0"]);
     let addr = syslog_addr(&server, "tcp");
 
-    logger(&addr, &["--tag", "authd", "--priority", "auth.notice"], "newline framed: alice opened the vault");
+    logger(
+        &addr,
+        &["--tag", "authd", "--priority", "auth.notice"],
+        "newline framed: alice opened the vault",
+    );
     wait_for_size(&server, 1);
     logger(
         &addr,
@@ -94,11 +98,17 @@ fn logger_rfc5424_over_tcp_with_and_without_octet_counting() {
     assert_eq!(first["source"], "syslog");
     let original = first["original"].as_str().unwrap();
     assert!(original.starts_with("<37>1 "), "{original}"); // auth(4)*8 + notice(5)
-    assert!(original.ends_with("newline framed: alice opened the vault"), "{original}");
+    assert!(
+        original.ends_with("newline framed: alice opened the vault"),
+        "{original}"
+    );
     assert_eq!(first["actor"]["id"], "authd");
     assert_eq!(first["action"], "syslog.message");
     assert_eq!(first["outcome"], "allow");
-    assert_eq!(first["context"]["message"], "newline framed: alice opened the vault");
+    assert_eq!(
+        first["context"]["message"],
+        "newline framed: alice opened the vault"
+    );
     assert_eq!(first["context"]["transport"], "tcp");
     assert!(first["client_time"].is_string(), "{first}");
 
@@ -106,7 +116,10 @@ fn logger_rfc5424_over_tcp_with_and_without_octet_counting() {
     let original = second["original"].as_str().unwrap();
     assert!(original.starts_with("<84>1 "), "{original}"); // authpriv(10)*8 + warning(4)
     assert!(original.contains("[stele@32473 "), "{original}");
-    assert!(original.ends_with("octet counted: connection refused"), "{original}");
+    assert!(
+        original.ends_with("octet counted: connection refused"),
+        "{original}"
+    );
     assert_eq!(second["actor"]["id"], "bob");
     assert_eq!(second["action"], "net.connect");
     assert_eq!(second["resource"]["id"], "10.0.0.8:22");
@@ -114,7 +127,10 @@ fn logger_rfc5424_over_tcp_with_and_without_octet_counting() {
     assert_eq!(second["reason"], "rule 12");
     assert_eq!(second["context"]["msgid"], "DENY");
     // logger's own SD-ELEMENTs (timeQuality, origin) are kept in context.
-    assert!(second["context"]["structured_data"]["timeQuality"].is_object(), "{second}");
+    assert!(
+        second["context"]["structured_data"]["timeQuality"].is_object(),
+        "{second}"
+    );
 }
 
 #[test]
@@ -137,12 +153,18 @@ fn malformed_and_broken_streams_are_recorded_not_dropped() {
         unparsed["original"],
         "<34>Oct 11 22:14:15 mymachine su: 'su root' failed"
     );
-    assert!(unparsed["reason"].as_str().unwrap().contains("VERSION must be 1"));
+    assert!(unparsed["reason"]
+        .as_str()
+        .unwrap()
+        .contains("VERSION must be 1"));
     assert_eq!(event(&server, 1)["context"]["message"], "fine");
     let broken = event(&server, 2);
     assert_eq!(broken["action"], "syslog.framing-error");
     assert!(
-        broken["reason"].as_str().unwrap().contains("10000000 bytes"),
+        broken["reason"]
+            .as_str()
+            .unwrap()
+            .contains("10000000 bytes"),
         "{broken}"
     );
     assert_eq!(broken["original"], "10000000 <13>1 - - - - - x");
@@ -154,7 +176,10 @@ fn malformed_and_broken_streams_are_recorded_not_dropped() {
     wait_for_size(&server, 4);
     let cut = event(&server, 3);
     assert_eq!(cut["action"], "syslog.framing-error");
-    assert!(cut["reason"].as_str().unwrap().contains("middle of a frame"));
+    assert!(cut["reason"]
+        .as_str()
+        .unwrap()
+        .contains("middle of a frame"));
 }
 
 #[test]

@@ -1108,8 +1108,15 @@ fn original_is_refused_from_clients_and_kept_for_integrations() {
     let errors = problems(&event);
     let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
     assert_eq!(paths, ["$.time", "$.original", "$.extra"]);
-    assert!(errors[1].message.contains("integrations"), "{}", errors[1].message);
-    assert_eq!(validate_owned(event.clone(), &limits()).unwrap_err(), errors);
+    assert!(
+        errors[1].message.contains("integrations"),
+        "{}",
+        errors[1].message
+    );
+    assert_eq!(
+        validate_owned(event.clone(), &limits()).unwrap_err(),
+        errors
+    );
 
     // An integration may set it; it must be a non-empty string.
     let mut event = minimal();
@@ -1140,7 +1147,10 @@ fn original_is_refused_from_clients_and_kept_for_integrations() {
     assert_eq!(decoded.event.original(), ingested.original());
     let again = decoded.event.encode(Uuid::nil(), NOW, &limits()).unwrap();
     assert_eq!(again, prepared);
-    assert_eq!(entry_key(&prepared.bytes), Some((ID, prepared.content_digest)));
+    assert_eq!(
+        entry_key(&prepared.bytes),
+        Some((ID, prepared.content_digest))
+    );
 }
 
 #[test]

@@ -94,10 +94,7 @@ pub fn validate_owned(value: Value, limits: &EventLimits) -> Result<Event, Vec<F
 /// # Errors
 ///
 /// As [`validate`], plus `$.original` if it is present and not a non-empty string.
-pub fn validate_ingested(
-    mut value: Value,
-    limits: &EventLimits,
-) -> Result<Event, Vec<FieldError>> {
+pub fn validate_ingested(mut value: Value, limits: &EventLimits) -> Result<Event, Vec<FieldError>> {
     // Taken out first so that the shared walk below treats a remaining `original` key as
     // refused; `shift_remove` keeps the other keys in input order for the problem list.
     let original = match &mut value {

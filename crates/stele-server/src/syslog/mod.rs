@@ -174,10 +174,17 @@ async fn connection<S: AsyncRead + Unpin>(
         if eof && leftover {
             // A last message without its line feed is complete for a sender that closes
             // after it; a cut octet-counted frame is not.
-            let event = match rest.iter().position(|b| !matches!(b, b'\n' | b'\r' | b'\0')) {
+            let event = match rest
+                .iter()
+                .position(|b| !matches!(b, b'\n' | b'\r' | b'\0'))
+            {
                 Some(i) if rest.get(i) == Some(&b'<') => {
                     let msg = rest.get(i..).unwrap_or_default();
-                    map_message(msg.strip_suffix(b"\r").unwrap_or(msg), &peer_text, transport)
+                    map_message(
+                        msg.strip_suffix(b"\r").unwrap_or(msg),
+                        &peer_text,
+                        transport,
+                    )
                 }
                 _ => broken_stream(
                     &format!(
@@ -233,13 +240,18 @@ async fn commit_loop(state: AppState, mut rx: mpsc::Receiver<Vec<Mapped>>) {
 
 /// The event for a stream that cannot be framed further.
 fn broken_stream(why: &str, bytes: &[u8], peer: &str, transport: &str) -> Value {
-    let kept = bytes.get(..KEEP_BROKEN.min(bytes.len())).unwrap_or_default();
+    let kept = bytes
+        .get(..KEEP_BROKEN.min(bytes.len()))
+        .unwrap_or_default();
     let (original, encoding) = text_or_base64(kept);
     let context = ingest::map_object([
         ("peer", Some(json!(peer))),
         ("transport", Some(json!(transport))),
         ("bytes_received", Some(json!(bytes.len()))),
-        ("original_truncated", (kept.len() < bytes.len()).then_some(json!(true))),
+        (
+            "original_truncated",
+            (kept.len() < bytes.len()).then_some(json!(true)),
+        ),
         ("original_encoding", encoding.map(Value::from)),
     ]);
     event(
@@ -247,7 +259,10 @@ fn broken_stream(why: &str, bytes: &[u8], peer: &str, transport: &str) -> Value 
         "syslog.framing-error",
         json!({"type": "host", "id": fit(peer, 256)}),
         "error",
-        fit(&format!("the syslog stream broke off: {why}; the connection was closed"), 1024),
+        fit(
+            &format!("the syslog stream broke off: {why}; the connection was closed"),
+            1024,
+        ),
         None,
         context,
         None,
@@ -325,14 +340,19 @@ fn map_parsed(
         .or_else(|| m.msgid.and_then(|id| ingest::action_name("syslog", id)))
         .unwrap_or_else(|| "syslog.message".to_owned());
     let resource = match param("resource") {
-        Some(id) => json!({"type": fit(param("resource_type").unwrap_or("resource"), 128), "id": fit(id, 256)}),
+        Some(id) => {
+            json!({"type": fit(param("resource_type").unwrap_or("resource"), 128), "id": fit(id, 256)})
+        }
         None => json!({"type": "host", "id": fit(host, 256)}),
     };
     let mut reason = param("reason").and_then(|r| fit(r, 1024));
     let outcome = match param("outcome") {
         Some(o @ ("allow" | "deny" | "error")) => o,
         Some(other) => {
-            reason = fit(&format!("{SD_ID} outcome {other:?} is not allow, deny or error"), 1024);
+            reason = fit(
+                &format!("{SD_ID} outcome {other:?} is not allow, deny or error"),
+                1024,
+            );
             "error"
         }
         // No stated outcome: emergency … error severities are errors, anything else a
@@ -343,7 +363,12 @@ fn map_parsed(
     let policy = param("policy").map(|id| {
         Value::Object(ingest::map_object([
             ("id", fit(id, 256).map(Value::from)),
-            ("version", param("policy_version").and_then(|v| fit(v, 256)).map(Value::from)),
+            (
+                "version",
+                param("policy_version")
+                    .and_then(|v| fit(v, 256))
+                    .map(Value::from),
+            ),
         ]))
     });
     let other_sd: Map<String, Value> = m
@@ -424,7 +449,11 @@ pub fn map_stream(bytes: &[u8], peer: &str) -> Vec<Result<Value, RecordProblem>>
     while let Some(rest) = bytes.get(at..) {
         match next_frame(rest, MAX_MESSAGE_BYTES) {
             Frame::Message { start, end, next } => {
-                out.push(Ok(map_message(rest.get(start..end).unwrap_or_default(), peer, "tcp")));
+                out.push(Ok(map_message(
+                    rest.get(start..end).unwrap_or_default(),
+                    peer,
+                    "tcp",
+                )));
                 at += next;
             }
             _ => break,
@@ -449,7 +478,10 @@ mod tests {
         assert_eq!(e["reason"], "bad password");
         assert_eq!(e["policy"], json!({"id": "vpn-access", "version": "3"}));
         assert_eq!(e["client_time"], "2026-12-02T05:20:00.5+01:00");
-        assert_eq!(e["context"]["structured_data"], json!({"origin": {"ip": "192.0.2.1"}}));
+        assert_eq!(
+            e["context"]["structured_data"],
+            json!({"origin": {"ip": "192.0.2.1"}})
+        );
         assert_eq!(e["context"]["message"], "login refused");
         assert_eq!(e["original"].as_str().unwrap().as_bytes(), msg);
     }
@@ -461,7 +493,11 @@ mod tests {
         assert_eq!(e["actor"], json!({"type": "service", "id": "app"}));
         assert_eq!(e["action"], "syslog.message");
         assert_eq!(e["resource"], json!({"type": "host", "id": "host"}));
-        let e = map_message(b"<34>Oct 11 22:14:15 mymachine su: 'su root' failed", "127.0.0.1:1", "tcp");
+        let e = map_message(
+            b"<34>Oct 11 22:14:15 mymachine su: 'su root' failed",
+            "127.0.0.1:1",
+            "tcp",
+        );
         assert_eq!(e["action"], "syslog.unparsed");
         assert_eq!(e["outcome"], "error");
         assert!(e["reason"].as_str().unwrap().contains("VERSION must be 1"));

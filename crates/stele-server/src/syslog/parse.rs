@@ -320,7 +320,10 @@ mod tests {
         assert_eq!(m.msg, b"'su root' failed for lonvick on /dev/pts/8");
         let m = parse(br#"<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 [exampleSDID@32473 iut="3" eventSource="Application" eventID="1011"] An application event log entry..."#).unwrap();
         assert_eq!(m.structured_data[0].0, "exampleSDID@32473");
-        assert_eq!(m.structured_data[0].1[1], ("eventSource", "Application".to_owned()));
+        assert_eq!(
+            m.structured_data[0].1[1],
+            ("eventSource", "Application".to_owned())
+        );
         let m = parse(br#"<165>1 2003-10-11T22:14:15.003Z mymachine.example.com evntslog - ID47 [exampleSDID@32473 iut="3" eventSource="Application" eventID="1011"][examplePriority@32473 class="high"]"#).unwrap();
         assert_eq!(m.structured_data.len(), 2);
         assert_eq!(m.msg, b"");
@@ -331,29 +334,45 @@ mod tests {
     #[test]
     fn malformed_messages_name_the_part() {
         for (msg, what) in [
-            (&b"<34>Oct 11 22:14:15 mymachine su: 'su root' failed"[..], "VERSION must be 1"),
+            (
+                &b"<34>Oct 11 22:14:15 mymachine su: 'su root' failed"[..],
+                "VERSION must be 1",
+            ),
             (b"34>1 - - - - - -", "PRI must start with '<'"),
             (b"<192>1 - - - - - -", "PRI must be 0..191"),
             (b"<13>1 - - - - -", "MSGID"),
             (b"<13>1 - - - - - [x", "SD-ELEMENT must end with ']'"),
             (b"<13>1 - - - - - [x a=\"b]", "PARAM-VALUE is not closed"),
-            (b"<13>1 - - - - - -x", "a space must separate STRUCTURED-DATA and MSG"),
+            (
+                b"<13>1 - - - - - -x",
+                "a space must separate STRUCTURED-DATA and MSG",
+            ),
         ] {
             let err = parse(msg).unwrap_err();
-            assert!(err.what.contains(what), "{err} for {:?}", String::from_utf8_lossy(msg));
+            assert!(
+                err.what.contains(what),
+                "{err} for {:?}",
+                String::from_utf8_lossy(msg)
+            );
         }
     }
 
     #[test]
     fn framing_by_octet_count_and_by_line_feed() {
         let buf = b"11 <13>1 - - -\n<13>1 x\r\n\r\n5 ab";
-        let Frame::Message { start, end, next } = next_frame(buf, 100) else { panic!() };
+        let Frame::Message { start, end, next } = next_frame(buf, 100) else {
+            panic!()
+        };
         assert_eq!(&buf[start..end], b"<13>1 - - -");
         let rest = &buf[next..];
-        let Frame::Message { start, end, next } = next_frame(rest, 100) else { panic!() };
+        let Frame::Message { start, end, next } = next_frame(rest, 100) else {
+            panic!()
+        };
         assert_eq!(&rest[start..end], b"<13>1 x");
         assert_eq!(next_frame(&rest[next..], 100), Frame::Incomplete);
-        assert!(matches!(next_frame(b"99999 x", 100), Frame::Broken(m) if m.contains("99999 bytes")));
+        assert!(
+            matches!(next_frame(b"99999 x", 100), Frame::Broken(m) if m.contains("99999 bytes"))
+        );
         assert!(matches!(next_frame(b"12x", 100), Frame::Broken(_)));
         assert!(matches!(next_frame(&[b'<'; 200], 100), Frame::Broken(_)));
         assert_eq!(next_frame(b"\n\r\0", 100), Frame::Incomplete);

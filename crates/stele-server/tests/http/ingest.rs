@@ -37,7 +37,8 @@ fn k8s_samples() -> Vec<(String, Vec<u8>)> {
 
 /// An EventList as kube-apiserver's webhook sends it, with each item's bytes as given.
 fn event_list(items: &[&[u8]]) -> Vec<u8> {
-    let mut body = br#"{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":["#.to_vec();
+    let mut body =
+        br#"{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":["#.to_vec();
     for (i, item) in items.iter().enumerate() {
         if i > 0 {
             body.push(b',');
@@ -80,7 +81,14 @@ async fn k8s_samples_are_stored_verbatim_and_mapped() {
     let (status, report) = post(&log, "/v1/ingest/kubernetes", event_list(&items), false).await;
     assert_eq!(status, 200, "{report}");
     assert_eq!(report["source"], "kubernetes");
-    assert_eq!((&report["received"], &report["accepted"], &report["rejected"]), (&json!(6), &json!(6), &json!(0)));
+    assert_eq!(
+        (
+            &report["received"],
+            &report["accepted"],
+            &report["rejected"]
+        ),
+        (&json!(6), &json!(6), &json!(0))
+    );
     let mut by_file = std::collections::HashMap::new();
     for (n, (name, bytes)) in samples.iter().enumerate() {
         let entry = &report["entries"][n];
@@ -123,11 +131,17 @@ async fn k8s_samples_are_stored_verbatim_and_mapped() {
         "ClusterRoleBinding/system:openshift:operator:kube-storage-version-migrator-operator"
     );
     assert_eq!(sa["context"]["rbac_role"], "ClusterRole/cluster-admin");
-    assert!(sa["reason"].as_str().unwrap().starts_with("RBAC: allowed by"));
+    assert!(sa["reason"]
+        .as_str()
+        .unwrap()
+        .starts_with("RBAC: allowed by"));
 
     let exec = &by_file["falco-exec_pod.json"];
     assert_eq!(exec["resource"]["type"], "pods/exec");
-    assert_eq!(exec["resource"]["id"], "default/nginx-deployment-7998647bdf-phvq7");
+    assert_eq!(
+        exec["resource"]["id"],
+        "default/nginx-deployment-7998647bdf-phvq7"
+    );
     let crb = &by_file["falco-attach_cluster_admin_role.json"];
     assert_eq!(
         crb["resource"],
@@ -151,7 +165,13 @@ async fn k8s_single_events_replayed_byte_for_byte_and_retries_are_duplicates() {
     // The same records again, batched and gzip-compressed: every one is a duplicate.
     let samples = k8s_samples();
     let items: Vec<&[u8]> = samples.iter().map(|(_, b)| b.as_slice()).collect();
-    let (status, report) = post(&log, "/v1/ingest/kubernetes", gzip(&event_list(&items)), true).await;
+    let (status, report) = post(
+        &log,
+        "/v1/ingest/kubernetes",
+        gzip(&event_list(&items)),
+        true,
+    )
+    .await;
     assert_eq!(status, 200, "{report}");
     for (n, entry) in report["entries"].as_array().unwrap().iter().enumerate() {
         assert_eq!(entry["duplicate"], true);
@@ -176,7 +196,14 @@ async fn k8s_bad_records_are_named_and_the_rest_stored() {
     let body = event_list(&[no_user, good, wrong_type, wrong_kind, huge_uri.as_bytes()]);
     let (status, report) = post(&log, "/v1/ingest/kubernetes", body, false).await;
     assert_eq!(status, 400, "{report}");
-    assert_eq!((&report["received"], &report["accepted"], &report["rejected"]), (&json!(5), &json!(1), &json!(4)));
+    assert_eq!(
+        (
+            &report["received"],
+            &report["accepted"],
+            &report["rejected"]
+        ),
+        (&json!(5), &json!(1), &json!(4))
+    );
     assert_eq!(
         report["error"],
         "4 of 5 records were rejected and not stored; the other 1 are stored"
@@ -191,8 +218,14 @@ async fn k8s_bad_records_are_named_and_the_rest_stored() {
         summary,
         [(0, "user.username"), (2, "$"), (3, "kind"), (4, "event:$")]
     );
-    assert!(problems[1]["message"].as_str().unwrap().contains("invalid type"));
-    assert!(problems[3]["message"].as_str().unwrap().contains("the limit is 65535 bytes"));
+    assert!(problems[1]["message"]
+        .as_str()
+        .unwrap()
+        .contains("invalid type"));
+    assert!(problems[3]["message"]
+        .as_str()
+        .unwrap()
+        .contains("the limit is 65535 bytes"));
     // What the report says is stored is stored, and nothing else.
     assert_eq!(log.store.size(), 1);
     let event = stored(&log, 0).await;
@@ -206,10 +239,30 @@ async fn k8s_bodies_that_are_not_event_lists_are_refused_whole() {
     let list = event_list(&[samples[0].1.as_slice()]);
     let zipped = gzip(&list);
     let cases: Vec<(Vec<u8>, bool, u16, &str)> = vec![
-        (b"{not json".to_vec(), false, 400, "not an audit.k8s.io/v1 EventList"),
-        (br#"{"kind":"PodList","items":[]}"#.to_vec(), false, 400, "got kind \"PodList\""),
-        (br#"{"kind":"EventList","apiVersion":"v1","items":[]}"#.to_vec(), false, 400, "apiVersion \"v1\""),
-        (br#"{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[]}"#.to_vec(), false, 400, "holds no events"),
+        (
+            b"{not json".to_vec(),
+            false,
+            400,
+            "not an audit.k8s.io/v1 EventList",
+        ),
+        (
+            br#"{"kind":"PodList","items":[]}"#.to_vec(),
+            false,
+            400,
+            "got kind \"PodList\"",
+        ),
+        (
+            br#"{"kind":"EventList","apiVersion":"v1","items":[]}"#.to_vec(),
+            false,
+            400,
+            "apiVersion \"v1\"",
+        ),
+        (
+            br#"{"kind":"EventList","apiVersion":"audit.k8s.io/v1","items":[]}"#.to_vec(),
+            false,
+            400,
+            "holds no events",
+        ),
         (zipped[..zipped.len() - 9].to_vec(), true, 400, "truncated"),
         (list.clone(), true, 400, "not valid gzip"),
     ];
@@ -217,7 +270,10 @@ async fn k8s_bodies_that_are_not_event_lists_are_refused_whole() {
         let (status, answer) = post(&log, "/v1/ingest/kubernetes", body, gzipped).await;
         assert_eq!(status, want_status, "{answer}");
         let error = answer["error"].as_str().unwrap();
-        assert!(error.contains(want_message), "{error:?} lacks {want_message:?}");
+        assert!(
+            error.contains(want_message),
+            "{error:?} lacks {want_message:?}"
+        );
     }
     assert_eq!(log.store.size(), 0);
 }
@@ -243,7 +299,10 @@ async fn oversize_and_gzip_bombs_are_refused() {
     assert!(zipped.len() < 64 * 1024);
     let (status, answer) = post(&log, "/v1/ingest/opa", zipped, true).await;
     assert_eq!(status, 413, "{answer}");
-    assert!(answer["error"].as_str().unwrap().contains("decodes to more than"));
+    assert!(answer["error"]
+        .as_str()
+        .unwrap()
+        .contains("decodes to more than"));
     let resp = log
         .client
         .post(format!("{}/v1/ingest/opa", log.url))
@@ -274,14 +333,20 @@ async fn opa_upload_sample_gzip_is_stored_verbatim_and_mapped() {
     assert_eq!(event["source"], "opa");
     assert_eq!(event["outcome"], "allow"); // "result": "true", as documented
     assert_eq!(event["action"], "http.get");
-    assert_eq!(event["resource"], json!({"type": "http.path", "id": "/salary/bob"}));
+    assert_eq!(
+        event["resource"],
+        json!({"type": "http.path", "id": "/salary/bob"})
+    );
     assert_eq!(
         event["policy"],
         json!({"id": "http/example/authz/allow", "version": "authz@W3sibCI6InN5cy9jYXRhbG9nIiwicyI6NDA3MX1d"})
     );
     assert_eq!(event["context"]["decision_id"], decision["decision_id"]);
     assert_eq!(event["context"]["labels"], decision["labels"]);
-    assert_eq!(event["actor"], json!({"type": "service", "id": "[::1]:59943", "ip": "::1"}));
+    assert_eq!(
+        event["actor"],
+        json!({"type": "service", "id": "[::1]:59943", "ip": "::1"})
+    );
     assert_eq!(event["client_time"], "2018-01-01T00:00:00.000000Z");
 }
 
@@ -297,7 +362,10 @@ async fn opa_masking_samples_and_broken_records() {
     body.extend_from_slice(br#",{"decision_id":7}]"#);
     let (status, report) = post(&log, "/v1/ingest/opa", body, false).await;
     assert_eq!(status, 400, "{report}");
-    assert_eq!((&report["accepted"], &report["rejected"]), (&json!(2), &json!(2)));
+    assert_eq!(
+        (&report["accepted"], &report["rejected"]),
+        (&json!(2), &json!(2))
+    );
     let paths: Vec<(u64, &str)> = report["problems"]
         .as_array()
         .unwrap()
@@ -308,16 +376,31 @@ async fn opa_masking_samples_and_broken_records() {
     // Two decisions with the same decision_id but different content are both kept.
     let first = stored(&log, 0).await;
     let second = stored(&log, 1).await;
-    assert_eq!(first["original"].as_str().unwrap().as_bytes(), erased.trim_ascii());
-    assert_eq!(second["original"].as_str().unwrap().as_bytes(), masked.trim_ascii());
+    assert_eq!(
+        first["original"].as_str().unwrap().as_bytes(),
+        erased.trim_ascii()
+    );
+    assert_eq!(
+        second["original"].as_str().unwrap().as_bytes(),
+        masked.trim_ascii()
+    );
     assert_eq!(first["actor"]["type"], "service");
     assert_eq!(second["context"]["masked"], json!(["/input/password"]));
     assert_eq!(first["outcome"], "allow");
     assert_eq!(first["resource"], json!({"type": "resource", "id": "user"}));
     // A body that is not an array is refused whole.
-    let (status, answer) = post(&log, "/v1/ingest/opa", br#"{"decision_id":"x"}"#.to_vec(), false).await;
+    let (status, answer) = post(
+        &log,
+        "/v1/ingest/opa",
+        br#"{"decision_id":"x"}"#.to_vec(),
+        false,
+    )
+    .await;
     assert_eq!(status, 400);
-    assert!(answer["error"].as_str().unwrap().contains("not a JSON array"));
+    assert!(answer["error"]
+        .as_str()
+        .unwrap()
+        .contains("not a JSON array"));
 }
 
 #[tokio::test]

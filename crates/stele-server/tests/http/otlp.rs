@@ -58,9 +58,18 @@ async fn otlp_json_records_are_stored_verbatim_and_bad_ones_reported_as_partial_
     let partial = &answer["partialSuccess"];
     assert_eq!(partial["rejectedLogRecords"], "2");
     let message = partial["errorMessage"].as_str().unwrap();
-    assert!(message.contains("2 of 3 records were rejected"), "{message}");
-    assert!(message.contains("record 1: $: not an OTLP/JSON LogRecord"), "{message}");
-    assert!(message.contains("record 2: attributes.stele.outcome"), "{message}");
+    assert!(
+        message.contains("2 of 3 records were rejected"),
+        "{message}"
+    );
+    assert!(
+        message.contains("record 1: $: not an OTLP/JSON LogRecord"),
+        "{message}"
+    );
+    assert!(
+        message.contains("record 2: attributes.stele.outcome"),
+        "{message}"
+    );
 
     assert_eq!(log.store.size(), 1);
     let event: Value = serde_json::from_slice(&log.entry(0).await).unwrap();
@@ -70,7 +79,10 @@ async fn otlp_json_records_are_stored_verbatim_and_bad_ones_reported_as_partial_
     assert_eq!(event["outcome"], "deny");
     assert_eq!(event["context"]["service"], "gateway");
     assert_eq!(event["context"]["scope"], "authz");
-    assert_eq!(event["context"]["trace_id"], "5b8efff798038103d269b633813fc60c");
+    assert_eq!(
+        event["context"]["trace_id"],
+        "5b8efff798038103d269b633813fc60c"
+    );
     assert_eq!(event["context"]["span_id"], "eee19b7ec3c1b174");
     assert_eq!(event["context"]["attributes"]["retries"], 3);
     // Beyond 2^53 an integer is kept as a string, so the canonical entry does not round it.
@@ -108,8 +120,7 @@ async fn otlp_protobuf_round_trip_and_error_answers() {
             ..Default::default()
         }],
     };
-    let (status, ct, answer) =
-        post(&log, "application/x-protobuf", request.encode_to_vec()).await;
+    let (status, ct, answer) = post(&log, "application/x-protobuf", request.encode_to_vec()).await;
     assert_eq!(status, 200);
     assert_eq!(ct, "application/x-protobuf");
     let response = ExportLogsServiceResponse::decode(&answer[..]).unwrap();
@@ -136,15 +147,24 @@ async fn otlp_protobuf_round_trip_and_error_answers() {
     assert_eq!((status, ct.as_str()), (400, "application/x-protobuf"));
     let rpc = RpcStatus::decode(&answer[..]).unwrap();
     assert_eq!(rpc.code, 3);
-    assert!(rpc.message.contains("not a protobuf ExportLogsServiceRequest"), "{}", rpc.message);
-    let (status, _, answer) = post(&log, "application/json", b"{\"resourceLogs\":7}".to_vec()).await;
+    assert!(
+        rpc.message
+            .contains("not a protobuf ExportLogsServiceRequest"),
+        "{}",
+        rpc.message
+    );
+    let (status, _, answer) =
+        post(&log, "application/json", b"{\"resourceLogs\":7}".to_vec()).await;
     assert_eq!(status, 400);
     let answer: Value = serde_json::from_slice(&answer).unwrap();
     assert_eq!(answer["code"], 3);
     let (status, _, answer) = post(&log, "text/plain", b"hi".to_vec()).await;
     assert_eq!(status, 415);
     let answer: Value = serde_json::from_slice(&answer).unwrap();
-    assert!(answer["message"].as_str().unwrap().contains("application/x-protobuf"));
+    assert!(answer["message"]
+        .as_str()
+        .unwrap()
+        .contains("application/x-protobuf"));
     // An empty request is a success with nothing to store.
     let (status, _, _) = post(&log, "application/json", b"{}".to_vec()).await;
     assert_eq!(status, 200);

@@ -152,7 +152,9 @@ pub fn run(dir: &Path, args: &BenchArgs, receiver: Receiver) -> Result<()> {
     let dur = Duration::from_secs(args.seconds);
     let (events, secs, bytes) = match receiver {
         Receiver::Kubernetes => {
-            let mut template = br#"{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":["#.to_vec();
+            let mut template =
+                br#"{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":["#
+                    .to_vec();
             let mut slots = Vec::new();
             for i in 0..PER_REQUEST {
                 if i > 0 {
@@ -191,7 +193,8 @@ pub fn run(dir: &Path, args: &BenchArgs, receiver: Receiver) -> Result<()> {
                         json.extend_from_slice(opa_decision(r * PER_REQUEST as u64 + i).as_bytes());
                     }
                     json.push(b']');
-                    let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+                    let mut z =
+                        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
                     let _ = z.write_all(&json);
                     z.finish().unwrap_or_default()
                 })
@@ -293,8 +296,10 @@ where
                     Ok(resp) => {
                         let status = resp.status();
                         let text = resp.text().await.unwrap_or_default();
-                        *failure.lock().unwrap_or_else(|e| e.into_inner()) =
-                            Some(format!("HTTP {status}: {}", text.chars().take(300).collect::<String>()));
+                        *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!(
+                            "HTTP {status}: {}",
+                            text.chars().take(300).collect::<String>()
+                        ));
                         break;
                     }
                     Err(e) => {

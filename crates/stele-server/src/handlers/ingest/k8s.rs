@@ -71,9 +71,8 @@ pub fn map_body(bytes: &[u8], max_events: usize) -> Result<Vec<Mapped>, ApiError
             "the body is not an audit.k8s.io/v1 EventList: {e}; nothing was stored"
         ))
     })?;
-    check_api_version(envelope.api_version.as_deref()).map_err(|m| {
-        ApiError::BadRequest(format!("{m} (EventList); nothing was stored"))
-    })?;
+    check_api_version(envelope.api_version.as_deref())
+        .map_err(|m| ApiError::BadRequest(format!("{m} (EventList); nothing was stored")))?;
     let items: Vec<&str> = match (envelope.kind.as_deref(), envelope.items) {
         (Some("EventList"), Some(items)) => items.into_iter().map(RawValue::get).collect(),
         (Some("EventList"), None) => {
@@ -205,12 +204,14 @@ pub fn map_record(record: usize, raw: &str) -> Mapped {
     }
     check_api_version(ev.api_version.as_deref()).map_err(|m| problem("apiVersion", m))?;
     let required = |v: Option<&str>, path: &str| {
-        v.filter(|s| !s.is_empty()).map(str::to_owned).ok_or_else(|| {
-            problem(
-                path,
-                "is missing; kube-apiserver always sets it on an audit Event".to_owned(),
-            )
-        })
+        v.filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                problem(
+                    path,
+                    "is missing; kube-apiserver always sets it on an audit Event".to_owned(),
+                )
+            })
     };
     let audit_id = required(ev.audit_id.as_deref(), "auditID")?;
     let stage = required(ev.stage.as_deref(), "stage")?;
@@ -256,18 +257,16 @@ pub fn map_record(record: usize, raw: &str) -> Mapped {
     } else {
         "user"
     };
-    let source_ips: Vec<&str> = ev
-        .source_ips
-        .iter()
-        .flatten()
-        .map(|s| s.as_ref())
-        .collect();
+    let source_ips: Vec<&str> = ev.source_ips.iter().flatten().map(|s| s.as_ref()).collect();
     let actor = object([
         ("type", Some(json!(actor_type))),
         ("id", fit_id(&username).map(Value::from)),
         (
             "ip",
-            source_ips.first().and_then(|ip| map::ip_of(ip)).map(Value::from),
+            source_ips
+                .first()
+                .and_then(|ip| map::ip_of(ip))
+                .map(Value::from),
         ),
         (
             "user_agent",
@@ -298,7 +297,12 @@ pub fn map_record(record: usize, raw: &str) -> Mapped {
                 .and_then(|u| map::fit(u, MAX_URI_CHARS))
                 .map(Value::from),
         ),
-        ("user_uid", user.and_then(|u| u.uid.as_deref()).and_then(fit_id).map(Value::from)),
+        (
+            "user_uid",
+            user.and_then(|u| u.uid.as_deref())
+                .and_then(fit_id)
+                .map(Value::from),
+        ),
         (
             "user_groups",
             (!groups.is_empty()).then(|| {
@@ -346,8 +350,14 @@ pub fn map_record(record: usize, raw: &str) -> Mapped {
                 .and_then(fit_id)
                 .map(Value::from),
         ),
-        ("authorization_decision", decision.and_then(fit_id).map(Value::from)),
-        ("rbac_role", rbac_role.as_deref().and_then(fit_id).map(Value::from)),
+        (
+            "authorization_decision",
+            decision.and_then(fit_id).map(Value::from),
+        ),
+        (
+            "rbac_role",
+            rbac_role.as_deref().and_then(fit_id).map(Value::from),
+        ),
         (
             "api_version",
             object_ref
@@ -363,13 +373,21 @@ pub fn map_record(record: usize, raw: &str) -> Mapped {
                 .map(Value::from),
         ),
     ]);
-    let client_time = [&ev.stage_timestamp, &ev.request_received_timestamp, &ev.timestamp]
-        .into_iter()
-        .find_map(|t| t.as_deref().and_then(map::client_time));
+    let client_time = [
+        &ev.stage_timestamp,
+        &ev.request_received_timestamp,
+        &ev.timestamp,
+    ]
+    .into_iter()
+    .find_map(|t| t.as_deref().and_then(map::client_time));
     let event = object([
         (
             "id",
-            Some(json!(content_id(SOURCE, raw.as_bytes(), client_time.as_deref()))),
+            Some(json!(content_id(
+                SOURCE,
+                raw.as_bytes(),
+                client_time.as_deref()
+            ))),
         ),
         ("actor", Some(Value::Object(actor))),
         ("action", Some(json!(action))),
@@ -458,7 +476,11 @@ mod tests {
 
     #[test]
     fn missing_required_fields_are_named() {
-        let err = map_record(3, r#"{"kind":"Event","auditID":"a","stage":"ResponseComplete","verb":"get"}"#).unwrap_err();
+        let err = map_record(
+            3,
+            r#"{"kind":"Event","auditID":"a","stage":"ResponseComplete","verb":"get"}"#,
+        )
+        .unwrap_err();
         assert_eq!((err.record, err.path.as_str()), (3, "user.username"));
         let err = map_record(0, r#"{"kind":"Event","auditID":5}"#).unwrap_err();
         assert_eq!(err.path, "$");

@@ -92,7 +92,11 @@ pub fn is_action(s: &str) -> bool {
 pub fn ip_of(s: &str) -> Option<String> {
     if let Ok(ip) = s.parse::<IpAddr>() {
         // Kept as sent when it is a plain literal (schema v1 stores IPs as sent).
-        return Some(if s.len() <= 45 { s.to_owned() } else { ip.to_string() });
+        return Some(if s.len() <= 45 {
+            s.to_owned()
+        } else {
+            ip.to_string()
+        });
     }
     s.parse::<SocketAddr>().ok().map(|a| a.ip().to_string())
 }
@@ -139,8 +143,14 @@ mod tests {
     #[test]
     fn actions_are_made_valid() {
         assert_eq!(action("k8s", "get").unwrap(), "k8s.get");
-        assert_eq!(action("k8s", "DeleteCollection").unwrap(), "k8s.deletecollection");
-        assert_eq!(action("syslog", "LOGIN FAIL!").unwrap(), "syslog.login-fail");
+        assert_eq!(
+            action("k8s", "DeleteCollection").unwrap(),
+            "k8s.deletecollection"
+        );
+        assert_eq!(
+            action("syslog", "LOGIN FAIL!").unwrap(),
+            "syslog.login-fail"
+        );
         assert_eq!(action("syslog", "42").unwrap(), "syslog.x42");
         assert_eq!(action("syslog", "!!"), None);
         for a in ["k8s.get", "syslog.login-fail", "syslog.x42"] {

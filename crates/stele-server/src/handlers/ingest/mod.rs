@@ -35,7 +35,9 @@ use crate::body;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-pub use map::{action as action_name, client_time, fit, is_action, object as map_object, IngestLimits};
+pub use map::{
+    action as action_name, client_time, fit, is_action, object as map_object, IngestLimits,
+};
 
 /// Most problems listed in one answer.
 const MAX_REPORTED: usize = 1000;
@@ -157,9 +159,11 @@ pub async fn read_body(
     limits: &IngestLimits,
 ) -> Result<Bytes, ApiError> {
     let bytes = body::read_limited(headers, body, limits.max_body_bytes).await?;
-    let encoding = headers
-        .get(header::CONTENT_ENCODING)
-        .map(|v| String::from_utf8_lossy(v.as_bytes()).trim().to_ascii_lowercase());
+    let encoding = headers.get(header::CONTENT_ENCODING).map(|v| {
+        String::from_utf8_lossy(v.as_bytes())
+            .trim()
+            .to_ascii_lowercase()
+    });
     match encoding.as_deref() {
         None | Some("" | "identity") => Ok(bytes),
         Some("gzip" | "x-gzip") => {
@@ -192,13 +196,13 @@ pub fn gunzip(compressed: &[u8], max: usize) -> Result<Bytes, ApiError> {
     match decoder.read_to_end(&mut out) {
         Ok(_) if out.len() > max => Err(ApiError::DecodedTooLarge { limit: max }),
         Ok(_) => Ok(Bytes::from(out)),
-        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => Err(ApiError::BadRequest(
-            format!(
+        Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => {
+            Err(ApiError::BadRequest(format!(
                 "the gzip body is truncated: it ends after {} compressed bytes, in the middle of \
                  the stream; nothing was stored",
                 compressed.len()
-            ),
-        )),
+            )))
+        }
         Err(e) => Err(ApiError::BadRequest(format!(
             "the body is not valid gzip ({e}); nothing was stored"
         ))),

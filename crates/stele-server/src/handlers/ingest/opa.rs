@@ -24,7 +24,14 @@ use crate::state::AppState;
 pub const SOURCE: &str = "opa";
 
 /// Keys of `input` that name the subject of a decision, in the order they are tried.
-const SUBJECT_KEYS: [&str; 6] = ["user", "subject", "principal", "identity", "username", "sub"];
+const SUBJECT_KEYS: [&str; 6] = [
+    "user",
+    "subject",
+    "principal",
+    "identity",
+    "username",
+    "sub",
+];
 /// Keys inside an `input.user`-like object that hold its id.
 const ID_KEYS: [&str; 4] = ["id", "username", "name", "sub"];
 
@@ -146,13 +153,14 @@ pub fn map_record(record: usize, raw: &str) -> Mapped {
                 .and_then(|m| map::action("http", m))
         })
         .unwrap_or_else(|| "opa.decision".to_owned());
-    let resource = input
-        .and_then(resource_of)
-        .unwrap_or_else(|| match (path, d.query.as_deref()) {
-            (Some(p), _) if !p.is_empty() => json!({"type": "opa.path", "id": fit_id(p)}),
-            (_, Some(q)) if !q.is_empty() => json!({"type": "opa.query", "id": fit_id(q)}),
-            _ => json!({"type": "opa.path", "id": "unknown"}),
-        });
+    let resource =
+        input
+            .and_then(resource_of)
+            .unwrap_or_else(|| match (path, d.query.as_deref()) {
+                (Some(p), _) if !p.is_empty() => json!({"type": "opa.path", "id": fit_id(p)}),
+                (_, Some(q)) if !q.is_empty() => json!({"type": "opa.query", "id": fit_id(q)}),
+                _ => json!({"type": "opa.path", "id": "unknown"}),
+            });
     let reason = why.or_else(|| {
         d.result
             .as_ref()
@@ -173,10 +181,7 @@ pub fn map_record(record: usize, raw: &str) -> Mapped {
     let policy = policy_id.map(|id| {
         Value::Object(object([
             ("id", Some(json!(id))),
-            (
-                "version",
-                fit_id(&revisions.join(",")).map(Value::from),
-            ),
+            ("version", fit_id(&revisions.join(",")).map(Value::from)),
         ]))
     });
     let bundles: Option<Value> = d.bundles.as_ref().map(|b| {
@@ -191,14 +196,29 @@ pub fn map_record(record: usize, raw: &str) -> Mapped {
             .into()
     });
     let context = object([
-        ("decision_id", d.decision_id.as_deref().and_then(fit_id).map(Value::from)),
+        (
+            "decision_id",
+            d.decision_id.as_deref().and_then(fit_id).map(Value::from),
+        ),
         ("path", path.and_then(fit_id).map(Value::from)),
-        ("query", d.query.as_deref().and_then(fit_text).map(Value::from)),
-        ("requested_by", d.requested_by.as_deref().and_then(fit_id).map(Value::from)),
+        (
+            "query",
+            d.query.as_deref().and_then(fit_text).map(Value::from),
+        ),
+        (
+            "requested_by",
+            d.requested_by.as_deref().and_then(fit_id).map(Value::from),
+        ),
         ("labels", d.labels.map(Value::Object).filter(small)),
         ("bundles", bundles.filter(small)),
-        ("trace_id", d.trace_id.as_deref().and_then(fit_id).map(Value::from)),
-        ("span_id", d.span_id.as_deref().and_then(fit_id).map(Value::from)),
+        (
+            "trace_id",
+            d.trace_id.as_deref().and_then(fit_id).map(Value::from),
+        ),
+        (
+            "span_id",
+            d.span_id.as_deref().and_then(fit_id).map(Value::from),
+        ),
         ("erased", d.erased.map(Value::from).filter(small)),
         ("masked", d.masked.map(Value::from).filter(small)),
         ("req_id", d.req_id.map(Value::from)),
@@ -206,7 +226,11 @@ pub fn map_record(record: usize, raw: &str) -> Mapped {
     let event = object([
         (
             "id",
-            Some(json!(content_id(SOURCE, raw.as_bytes(), d.timestamp.as_deref()))),
+            Some(json!(content_id(
+                SOURCE,
+                raw.as_bytes(),
+                d.timestamp.as_deref()
+            ))),
         ),
         ("actor", Some(Value::Object(actor))),
         ("action", Some(json!(action))),
@@ -218,7 +242,10 @@ pub fn map_record(record: usize, raw: &str) -> Mapped {
         ("context", Some(Value::Object(context))),
         (
             "client_time",
-            d.timestamp.as_deref().and_then(map::client_time).map(Value::from),
+            d.timestamp
+                .as_deref()
+                .and_then(map::client_time)
+                .map(Value::from),
         ),
         ("original", Some(json!(raw))),
     ]);
@@ -336,13 +363,19 @@ mod tests {
         assert_eq!(d(json!(42)), "error");
         assert_eq!(decide(None, None).0, "error");
         let (o, why) = decide(Some(&json!(true)), Some(&json!({"message": "boom"})));
-        assert_eq!((o, why.unwrap().as_str()), ("error", "evaluation failed: boom"));
+        assert_eq!(
+            (o, why.unwrap().as_str()),
+            ("error", "evaluation failed: boom")
+        );
     }
 
     #[test]
     fn subjects_and_resources_from_input() {
         assert_eq!(subject_of(&json!({"user": "alice"})).unwrap(), "alice");
-        assert_eq!(subject_of(&json!({"subject": {"id": "u-1"}})).unwrap(), "u-1");
+        assert_eq!(
+            subject_of(&json!({"subject": {"id": "u-1"}})).unwrap(),
+            "u-1"
+        );
         assert_eq!(subject_of(&json!({"method": "GET"})), None);
         assert_eq!(
             resource_of(&json!({"path": ["salary", "bob"]})).unwrap(),

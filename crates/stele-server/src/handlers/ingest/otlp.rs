@@ -153,10 +153,7 @@ impl OtlpResponse {
 fn rejection_message(report: &IngestReport) -> String {
     let mut message = report.summary();
     for p in report.problems.iter().take(10) {
-        message.push_str(&format!(
-            "; record {}: {}: {}",
-            p.record, p.path, p.message
-        ));
+        message.push_str(&format!("; record {}: {}: {}", p.record, p.path, p.message));
     }
     if report.problems.len() > 10 || report.omitted_problems > 0 {
         message.push_str("; …");
@@ -248,7 +245,11 @@ struct JsonScopeLogs<'a> {
 ///
 /// 400 (nothing stored) for a body that does not decode as an `ExportLogsServiceRequest`;
 /// 413 for more than `max_events` records.
-pub fn map_body(bytes: &[u8], encoding: Encoding, max_events: usize) -> Result<Vec<Mapped>, ApiError> {
+pub fn map_body(
+    bytes: &[u8],
+    encoding: Encoding,
+    max_events: usize,
+) -> Result<Vec<Mapped>, ApiError> {
     match encoding {
         Encoding::Protobuf => {
             let request = ExportLogsServiceRequest::decode(bytes).map_err(|e| {
@@ -347,7 +348,12 @@ fn json_of(v: &AnyValue) -> Value {
 
 fn attributes_json(kvs: &[KeyValue]) -> Map<String, Value> {
     kvs.iter()
-        .map(|kv| (kv.key.clone(), kv.value.as_ref().map_or(Value::Null, json_of)))
+        .map(|kv| {
+            (
+                kv.key.clone(),
+                kv.value.as_ref().map_or(Value::Null, json_of),
+            )
+        })
         .collect()
 }
 
@@ -375,7 +381,9 @@ fn map_record(index: usize, item: Item<'_>) -> Mapped {
         .map_err(|e| problem(format!("not an OTLP/JSON LogRecord: {e}")))?;
     let original = match item.raw {
         Some(raw) => raw.to_owned(),
-        None => record_json(&record).map_err(|e| problem(format!("cannot encode the record: {e}")))?,
+        None => {
+            record_json(&record).map_err(|e| problem(format!("cannot encode the record: {e}")))?
+        }
     };
     let attrs: HashMap<&str, &AnyValue> = record
         .attributes
@@ -410,10 +418,30 @@ fn map_record(index: usize, item: Item<'_>) -> Mapped {
             object([
                 ("type", Some(json!(kind))),
                 ("id", fit_id(&id).map(Value::from)),
-                ("name", attr(&["stele.actor.name", "user.name"]).and_then(|s| map::fit_text(&s)).map(Value::from)),
-                ("ip", attr(&["client.address"]).and_then(|s| map::ip_of(&s)).map(Value::from)),
-                ("user_agent", attr(&["user_agent.original"]).and_then(|s| fit_text(&s)).map(Value::from)),
-                ("session_id", attr(&["session.id"]).and_then(|s| fit_id(&s)).map(Value::from)),
+                (
+                    "name",
+                    attr(&["stele.actor.name", "user.name"])
+                        .and_then(|s| map::fit_text(&s))
+                        .map(Value::from),
+                ),
+                (
+                    "ip",
+                    attr(&["client.address"])
+                        .and_then(|s| map::ip_of(&s))
+                        .map(Value::from),
+                ),
+                (
+                    "user_agent",
+                    attr(&["user_agent.original"])
+                        .and_then(|s| fit_text(&s))
+                        .map(Value::from),
+                ),
+                (
+                    "session_id",
+                    attr(&["session.id"])
+                        .and_then(|s| fit_id(&s))
+                        .map(Value::from),
+                ),
             ])
         }
         None => object([
@@ -470,31 +498,55 @@ fn map_record(index: usize, item: Item<'_>) -> Mapped {
     let reason = attr(&["stele.reason"])
         .or_else(|| body_text.clone())
         .and_then(|r| fit_text(&r));
-    let policy = attr(&["stele.policy.id"]).and_then(|id| fit_id(&id)).map(|id| {
-        Value::Object(object([
-            ("id", Some(json!(id))),
-            (
-                "version",
-                attr(&["stele.policy.version"]).and_then(|v| fit_id(&v)).map(Value::from),
-            ),
-        ]))
-    });
+    let policy = attr(&["stele.policy.id"])
+        .and_then(|id| fit_id(&id))
+        .map(|id| {
+            Value::Object(object([
+                ("id", Some(json!(id))),
+                (
+                    "version",
+                    attr(&["stele.policy.version"])
+                        .and_then(|v| fit_id(&v))
+                        .map(Value::from),
+                ),
+            ]))
+        });
     let others: Map<String, Value> = record
         .attributes
         .iter()
         .filter(|kv| !kv.key.starts_with("stele."))
-        .map(|kv| (kv.key.clone(), kv.value.as_ref().map_or(Value::Null, json_of)))
+        .map(|kv| {
+            (
+                kv.key.clone(),
+                kv.value.as_ref().map_or(Value::Null, json_of),
+            )
+        })
         .collect();
     let context = object([
-        ("service", service.as_deref().and_then(fit_id).map(Value::from)),
-        ("severity_text", fit_id(&record.severity_text).map(Value::from)),
+        (
+            "service",
+            service.as_deref().and_then(fit_id).map(Value::from),
+        ),
+        (
+            "severity_text",
+            fit_id(&record.severity_text).map(Value::from),
+        ),
         ((
             "severity_number",
             (record.severity_number != 0).then(|| json!(record.severity_number)),
         )),
-        ("event_name", event_name.as_deref().and_then(fit_id).map(Value::from)),
-        ("trace_id", (!record.trace_id.is_empty()).then(|| json!(hex::encode(&record.trace_id)))),
-        ("span_id", (!record.span_id.is_empty()).then(|| json!(hex::encode(&record.span_id)))),
+        (
+            "event_name",
+            event_name.as_deref().and_then(fit_id).map(Value::from),
+        ),
+        (
+            "trace_id",
+            (!record.trace_id.is_empty()).then(|| json!(hex::encode(&record.trace_id))),
+        ),
+        (
+            "span_id",
+            (!record.span_id.is_empty()).then(|| json!(hex::encode(&record.span_id))),
+        ),
         (
             "scope",
             item.scope.and_then(|s| fit_id(&s.name)).map(Value::from),
@@ -510,7 +562,9 @@ fn map_record(index: usize, item: Item<'_>) -> Mapped {
         ),
         (
             "attributes",
-            (!others.is_empty()).then(|| Value::Object(others)).filter(small),
+            (!others.is_empty())
+                .then(|| Value::Object(others))
+                .filter(small),
         ),
     ]);
     let time = if record.time_unix_nano != 0 {
@@ -525,10 +579,18 @@ fn map_record(index: usize, item: Item<'_>) -> Mapped {
         ("outcome", Some(json!(outcome))),
         ("reason", reason.map(Value::from)),
         ("policy", policy),
-        ("tenant", attr(&["stele.tenant"]).and_then(|t| fit_id(&t)).map(Value::from)),
+        (
+            "tenant",
+            attr(&["stele.tenant"])
+                .and_then(|t| fit_id(&t))
+                .map(Value::from),
+        ),
         ("source", Some(json!(SOURCE))),
         ("context", Some(Value::Object(context))),
-        ("client_time", map::client_time_from_nanos(time).map(Value::from)),
+        (
+            "client_time",
+            map::client_time_from_nanos(time).map(Value::from),
+        ),
         ("original", Some(json!(original))),
     ]);
     Ok(Value::Object(event))
