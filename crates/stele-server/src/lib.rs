@@ -25,6 +25,7 @@ pub mod body;
 pub mod error;
 pub mod handlers;
 mod metrics;
+pub mod ocsf;
 pub mod state;
 pub mod syslog;
 

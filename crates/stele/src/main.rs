@@ -1,8 +1,8 @@
 //! # stele
 //!
 //! The command-line tool of Stele: run a log server (`serve`), manage its keys (`keygen`,
-//! `key`), talk to a running log over HTTP (`append`, `get`, `proof`) and check a log
-//! (`verify`, offline against a data directory or remotely against the HTTP API).
+//! `key`), talk to a running log over HTTP (`append`, `get`, `proof`, `export-ocsf`) and check
+//! a log (`verify`, offline against a data directory or remotely against the HTTP API).
 //!
 //! A thin shell in ripgrep's shape: [`main`] calls [`run`] and maps the outcome to an exit
 //! code. Exit codes: 0 success, 1 a verification failure, damage or an HTTP error answer,
@@ -58,6 +58,8 @@ enum Command {
     Verify(cmd::verify::VerifyArgs),
     /// Measure append, HTTP, proof and verify rates beside the disk's and SHA-256's limits.
     Bench(cmd::bench::BenchArgs),
+    /// Print stored events as OCSF events (API Activity, Authorize Session, Account Change).
+    ExportOcsf(cmd::export_ocsf::ExportOcsfArgs),
 }
 
 fn main() -> ExitCode {
@@ -84,6 +86,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Proof(args) => cmd::proof::run(args),
         Command::Verify(args) => cmd::verify::run(args),
         Command::Bench(args) => cmd::bench::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::ExportOcsf(args) => cmd::export_ocsf::run(args),
     }
 }
 

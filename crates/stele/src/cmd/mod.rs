@@ -3,6 +3,7 @@
 pub mod append;
 pub mod bench;
 pub mod bench_ingest;
+pub mod export_ocsf;
 pub mod get;
 pub mod key;
 pub mod keygen;
