@@ -14,7 +14,7 @@ fn event(n: usize) -> serde_json::Value {
         "actor": {"type": "user", "id": format!("u{}", n % 7)},
         "action": "document.read",
         "resource": {"type": "document", "id": format!("doc-{n}")},
-        "outcome": if n % 3 == 0 { "deny" } else { "allow" },
+        "outcome": if n.is_multiple_of(3) { "deny" } else { "allow" },
         "source": "client-test",
     })
 }

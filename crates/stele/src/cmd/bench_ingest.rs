@@ -45,7 +45,7 @@ fn opa_decision(n: u64) -> String {
     format!(
         r#"{{"labels":{{"app":"billing","id":"1780d507-aea2-45cc-ae50-fa153c8e4a5a","version":"1.2.0"}},"decision_id":"4ca636c1-55e4-417a-b1d8-{n:012x}","bundles":{{"authz":{{"revision":"W3sibCI6InN5cy9jYXRhbG9nIiwicyI6NDA3MX1d"}}}},"path":"http/example/authz/allow","input":{{"method":"GET","path":["salary","u{user}"],"user":"u{user}"}},"result":{{"allow":{allow}}},"requested_by":"10.1.2.3:59943","timestamp":"2026-07-06T08:26:58.{frac:06}Z"}}"#,
         user = n % 5000,
-        allow = n % 7 != 0,
+        allow = !n.is_multiple_of(7),
         frac = n % 1_000_000,
     )
 }
@@ -56,7 +56,7 @@ fn syslog_message(n: u64) -> Vec<u8> {
         n % 1_000_000,
         n % 8,
         n % 5000,
-        if n % 9 == 0 { "deny" } else { "allow" },
+        if n.is_multiple_of(9) { "deny" } else { "allow" },
         n % 5000
     );
     let mut framed = format!("{} ", msg.len()).into_bytes();

@@ -254,7 +254,7 @@ pub fn map_record(record: usize, raw: &str) -> Mapped {
 
 /// Whether a context value is small enough to copy (the whole record is in `original`).
 fn small(v: &Value) -> bool {
-    serde_json::to_vec(v).map_or(false, |b| b.len() <= 2048)
+    serde_json::to_vec(v).is_ok_and(|b| b.len() <= 2048)
 }
 
 /// The outcome a decision states, and why when it is not plain.

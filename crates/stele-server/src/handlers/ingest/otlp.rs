@@ -531,10 +531,10 @@ fn map_record(index: usize, item: Item<'_>) -> Mapped {
             "severity_text",
             fit_id(&record.severity_text).map(Value::from),
         ),
-        ((
+        (
             "severity_number",
             (record.severity_number != 0).then(|| json!(record.severity_number)),
-        )),
+        ),
         (
             "event_name",
             event_name.as_deref().and_then(fit_id).map(Value::from),
@@ -598,5 +598,5 @@ fn map_record(index: usize, item: Item<'_>) -> Mapped {
 
 /// Whether a context value is small enough to copy (the whole record is in `original`).
 fn small(v: &Value) -> bool {
-    serde_json::to_vec(v).map_or(false, |b| b.len() <= 4096)
+    serde_json::to_vec(v).is_ok_and(|b| b.len() <= 4096)
 }
