@@ -371,19 +371,7 @@ fn map_parsed(
             ),
         ]))
     });
-    let other_sd: Map<String, Value> = m
-        .structured_data
-        .iter()
-        .filter(|(id, _)| *id != SD_ID)
-        .map(|(id, params)| {
-            let params: Map<String, Value> = params
-                .iter()
-                .map(|(n, v)| ((*n).to_owned(), json!(v)))
-                .collect();
-            ((*id).to_owned(), Value::Object(params))
-        })
-        .collect();
-    let message = String::from_utf8_lossy(m.msg);
+    // The header fields for correlation; MSG and the structured data are in `original`.
     let context = ingest::map_object([
         ("facility", Some(json!(m.facility()))),
         ("severity", Some(json!(m.severity()))),
@@ -391,13 +379,6 @@ fn map_parsed(
         ("app_name", m.app_name.map(Value::from)),
         ("procid", m.procid.map(Value::from)),
         ("msgid", m.msgid.map(Value::from)),
-        ("message", fit(&message, 1024).map(Value::from)),
-        (
-            "structured_data",
-            (!other_sd.is_empty())
-                .then_some(Value::Object(other_sd))
-                .filter(|v| v.to_string().len() <= 4096),
-        ),
         ("peer", Some(json!(peer))),
         ("transport", Some(json!(transport))),
         ("original_encoding", encoding.map(Value::from)),
@@ -478,11 +459,8 @@ mod tests {
         assert_eq!(e["reason"], "bad password");
         assert_eq!(e["policy"], json!({"id": "vpn-access", "version": "3"}));
         assert_eq!(e["client_time"], "2026-12-02T05:20:00.5+01:00");
-        assert_eq!(
-            e["context"]["structured_data"],
-            json!({"origin": {"ip": "192.0.2.1"}})
-        );
-        assert_eq!(e["context"]["message"], "login refused");
+        assert_eq!(e["context"]["msgid"], "LOGIN");
+        assert_eq!(e["context"]["hostname"], "fw1");
         assert_eq!(e["original"].as_str().unwrap().as_bytes(), msg);
     }
 

@@ -24,11 +24,6 @@ use crate::state::AppState;
 /// The `source` of events from this receiver.
 pub const SOURCE: &str = "kubernetes";
 
-/// Longest `request_uri` kept in `context` (the whole URI is in `original`).
-const MAX_URI_CHARS: usize = 2048;
-/// Most user groups listed in `context`.
-const MAX_GROUPS: usize = 32;
-
 /// `POST /v1/ingest/kubernetes`.
 ///
 /// # Errors
@@ -120,8 +115,6 @@ struct AuditEvent<'a> {
     kind: Option<Cow<'a, str>>,
     #[serde(borrow)]
     api_version: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    level: Option<Cow<'a, str>>,
     #[serde(borrow, rename = "auditID")]
     audit_id: Option<Cow<'a, str>>,
     #[serde(borrow)]
@@ -157,10 +150,6 @@ struct AuditEvent<'a> {
 struct UserInfo<'a> {
     #[serde(borrow)]
     username: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    uid: Option<Cow<'a, str>>,
-    #[serde(borrow)]
-    groups: Option<Vec<Cow<'a, str>>>,
 }
 
 #[derive(Deserialize)]
@@ -175,16 +164,12 @@ struct ObjectRef<'a> {
     #[serde(borrow)]
     api_group: Option<Cow<'a, str>>,
     #[serde(borrow)]
-    api_version: Option<Cow<'a, str>>,
-    #[serde(borrow)]
     subresource: Option<Cow<'a, str>>,
 }
 
 #[derive(Deserialize)]
 struct Status<'a> {
     code: Option<i64>,
-    #[serde(borrow)]
-    status: Option<Cow<'a, str>>,
     #[serde(borrow)]
     reason: Option<Cow<'a, str>>,
     #[serde(borrow)]
@@ -281,42 +266,12 @@ pub fn map_record(record: usize, raw: &str) -> Mapped {
     })?;
     let resource = resource_of(ev.object_ref.as_ref(), ev.request_uri.as_deref());
 
-    let groups: Vec<&str> = user
-        .and_then(|u| u.groups.as_ref())
-        .map(|g| g.iter().map(|s| s.as_ref()).collect())
-        .unwrap_or_default();
-    let object_ref = ev.object_ref.as_ref();
+    // Only what identifies and correlates the record: everything else the audit Event says
+    // is in `original`, and copying it would double the entry (and the disk it takes).
     let context = object([
         ("audit_id", Some(json!(audit_id))),
         ("stage", Some(json!(stage))),
-        ("level", ev.level.as_deref().map(Value::from)),
-        (
-            "request_uri",
-            ev.request_uri
-                .as_deref()
-                .and_then(|u| map::fit(u, MAX_URI_CHARS))
-                .map(Value::from),
-        ),
-        (
-            "user_uid",
-            user.and_then(|u| u.uid.as_deref())
-                .and_then(fit_id)
-                .map(Value::from),
-        ),
-        (
-            "user_groups",
-            (!groups.is_empty()).then(|| {
-                groups
-                    .iter()
-                    .take(MAX_GROUPS)
-                    .filter_map(|g| fit_id(g))
-                    .collect::<Value>()
-            }),
-        ),
-        (
-            "user_groups_total",
-            (groups.len() > MAX_GROUPS).then(|| json!(groups.len())),
-        ),
+        ("response_code", code.map(Value::from)),
         (
             "impersonated_user",
             ev.impersonated_user
@@ -326,51 +281,8 @@ pub fn map_record(record: usize, raw: &str) -> Mapped {
                 .map(Value::from),
         ),
         (
-            "source_ips",
-            (source_ips.len() > 1).then(|| {
-                source_ips
-                    .iter()
-                    .take(MAX_GROUPS)
-                    .filter_map(|s| fit_id(s))
-                    .collect::<Value>()
-            }),
-        ),
-        ("response_code", code.map(Value::from)),
-        (
-            "response_status",
-            status
-                .and_then(|s| s.status.as_deref())
-                .and_then(fit_id)
-                .map(Value::from),
-        ),
-        (
-            "response_reason",
-            status
-                .and_then(|s| s.reason.as_deref())
-                .and_then(fit_id)
-                .map(Value::from),
-        ),
-        (
-            "authorization_decision",
-            decision.and_then(fit_id).map(Value::from),
-        ),
-        (
             "rbac_role",
             rbac_role.as_deref().and_then(fit_id).map(Value::from),
-        ),
-        (
-            "api_version",
-            object_ref
-                .and_then(|o| o.api_version.as_deref())
-                .and_then(fit_id)
-                .map(Value::from),
-        ),
-        (
-            "request_received_time",
-            ev.request_received_timestamp
-                .as_deref()
-                .and_then(fit_id)
-                .map(Value::from),
         ),
     ]);
     let client_time = [

@@ -103,7 +103,6 @@ struct Decision<'a> {
     span_id: Option<Cow<'a, str>>,
     erased: Option<Vec<String>>,
     masked: Option<Vec<String>>,
-    req_id: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -184,33 +183,18 @@ pub fn map_record(record: usize, raw: &str) -> Mapped {
             ("version", fit_id(&revisions.join(",")).map(Value::from)),
         ]))
     });
-    let bundles: Option<Value> = d.bundles.as_ref().map(|b| {
-        b.iter()
-            .map(|(name, b)| {
-                (
-                    name.to_string(),
-                    b.revision.as_deref().map_or(Value::Null, |r| json!(r)),
-                )
-            })
-            .collect::<Map<String, Value>>()
-            .into()
-    });
+    // Identifiers for correlation only: the decision itself (input, result, bundles,
+    // metrics…) is in `original`, and copying it would double the entry.
     let context = object([
         (
             "decision_id",
             d.decision_id.as_deref().and_then(fit_id).map(Value::from),
-        ),
-        ("path", path.and_then(fit_id).map(Value::from)),
-        (
-            "query",
-            d.query.as_deref().and_then(fit_text).map(Value::from),
         ),
         (
             "requested_by",
             d.requested_by.as_deref().and_then(fit_id).map(Value::from),
         ),
         ("labels", d.labels.map(Value::Object).filter(small)),
-        ("bundles", bundles.filter(small)),
         (
             "trace_id",
             d.trace_id.as_deref().and_then(fit_id).map(Value::from),
@@ -221,7 +205,6 @@ pub fn map_record(record: usize, raw: &str) -> Mapped {
         ),
         ("erased", d.erased.map(Value::from).filter(small)),
         ("masked", d.masked.map(Value::from).filter(small)),
-        ("req_id", d.req_id.map(Value::from)),
     ]);
     let event = object([
         (
@@ -254,7 +237,7 @@ pub fn map_record(record: usize, raw: &str) -> Mapped {
 
 /// Whether a context value is small enough to copy (the whole record is in `original`).
 fn small(v: &Value) -> bool {
-    serde_json::to_vec(v).is_ok_and(|b| b.len() <= 2048)
+    serde_json::to_vec(v).is_ok_and(|b| b.len() <= 1024)
 }
 
 /// The outcome a decision states, and why when it is not plain.

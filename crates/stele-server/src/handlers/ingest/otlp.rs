@@ -16,13 +16,13 @@ use axum::response::{IntoResponse, Response};
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use super::map::{self, fit_id, fit_name, fit_text, object};
 use super::{ingest_bytes, read_body, IngestReport, Mapped, RecordProblem};
@@ -329,34 +329,6 @@ fn text_of(v: &AnyValue) -> Option<String> {
     }
 }
 
-/// An attribute value as plain JSON (for `context`).
-fn json_of(v: &AnyValue) -> Value {
-    match v.value.as_ref() {
-        None => Value::Null,
-        Some(any_value::Value::StringValue(s)) => json!(s),
-        // Beyond ±2^53 a JSON number would be rounded in the canonical entry.
-        Some(any_value::Value::IntValue(i)) if i.unsigned_abs() <= 1 << 53 => json!(i),
-        Some(any_value::Value::IntValue(i)) => json!(i.to_string()),
-        Some(any_value::Value::BoolValue(b)) => json!(b),
-        Some(any_value::Value::DoubleValue(d)) => json!(d),
-        Some(any_value::Value::BytesValue(b)) => json!(hex::encode(b)),
-        Some(any_value::Value::ArrayValue(a)) => a.values.iter().map(json_of).collect(),
-        Some(any_value::Value::KvlistValue(l)) => Value::Object(attributes_json(&l.values)),
-        Some(any_value::Value::StringValueStrindex(i)) => json!(i),
-    }
-}
-
-fn attributes_json(kvs: &[KeyValue]) -> Map<String, Value> {
-    kvs.iter()
-        .map(|kv| {
-            (
-                kv.key.clone(),
-                kv.value.as_ref().map_or(Value::Null, json_of),
-            )
-        })
-        .collect()
-}
-
 /// The record's OTLP/JSON encoding without the fields at their default (as the protobuf
 /// JSON mapping omits them): what `original` holds for a protobuf record.
 fn record_json(record: &LogRecord) -> Result<String, String> {
@@ -511,17 +483,6 @@ fn map_record(index: usize, item: Item<'_>) -> Mapped {
                 ),
             ]))
         });
-    let others: Map<String, Value> = record
-        .attributes
-        .iter()
-        .filter(|kv| !kv.key.starts_with("stele."))
-        .map(|kv| {
-            (
-                kv.key.clone(),
-                kv.value.as_ref().map_or(Value::Null, json_of),
-            )
-        })
-        .collect();
     let context = object([
         (
             "service",
@@ -551,21 +512,6 @@ fn map_record(index: usize, item: Item<'_>) -> Mapped {
             "scope",
             item.scope.and_then(|s| fit_id(&s.name)).map(Value::from),
         ),
-        (
-            "body",
-            record
-                .body
-                .as_ref()
-                .filter(|_| body_text.is_none())
-                .map(json_of)
-                .filter(|v| !v.is_null() && small(v)),
-        ),
-        (
-            "attributes",
-            (!others.is_empty())
-                .then(|| Value::Object(others))
-                .filter(small),
-        ),
     ]);
     let time = if record.time_unix_nano != 0 {
         record.time_unix_nano
@@ -594,9 +540,4 @@ fn map_record(index: usize, item: Item<'_>) -> Mapped {
         ("original", Some(json!(original))),
     ]);
     Ok(Value::Object(event))
-}
-
-/// Whether a context value is small enough to copy (the whole record is in `original`).
-fn small(v: &Value) -> bool {
-    serde_json::to_vec(v).is_ok_and(|b| b.len() <= 4096)
 }
