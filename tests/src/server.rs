@@ -122,11 +122,29 @@ impl Server {
     ///
     /// If the process exits, or does not print its address within [`START_TIMEOUT`].
     pub fn try_start(data: &Path, extra: &[&str]) -> Result<Server, StartFailure> {
+        Server::try_start_on(data, "127.0.0.1:0", extra)
+    }
+
+    /// Like [`Server::try_start`], listening on `listen` (for a server that must come back on
+    /// the same address).
+    ///
+    /// # Errors
+    ///
+    /// As [`Server::try_start`].
+    pub fn try_start_on(data: &Path, listen: &str, extra: &[&str]) -> Result<Server, StartFailure> {
         let mut args = extra.to_vec();
         if !args.contains(&"--no-auth") {
             args.push("--no-auth");
         }
-        Server::launch(data, &args, http_client())
+        Server::launch_on(data, listen, &args, http_client())
+    }
+
+    /// The value of a banner line `PREFIX VALUE` (like `syslog on tcp://127.0.0.1:5140`).
+    pub fn banner_value(&self, prefix: &str) -> Option<&str> {
+        self.banner
+            .iter()
+            .find_map(|l| l.trim().strip_prefix(prefix))
+            .map(str::trim)
     }
 
     /// Starts `stele serve --data DATA --listen 127.0.0.1:0 EXTRA…` with authentication on,
@@ -183,12 +201,26 @@ impl Server {
     ///
     /// If the process exits, or does not print its address within [`START_TIMEOUT`].
     pub fn launch(data: &Path, extra: &[&str], client: Client) -> Result<Server, StartFailure> {
+        Server::launch_on(data, "127.0.0.1:0", extra, client)
+    }
+
+    /// Like [`Server::launch`], listening on `listen`.
+    ///
+    /// # Errors
+    ///
+    /// As [`Server::launch`].
+    pub fn launch_on(
+        data: &Path,
+        listen: &str,
+        extra: &[&str],
+        client: Client,
+    ) -> Result<Server, StartFailure> {
         let mut child = Command::new(stele_bin())
             .arg("serve")
             .arg("--data")
             .arg(data)
             .arg("--listen")
-            .arg("127.0.0.1:0")
+            .arg(listen)
             .args(extra)
             .stdin(Stdio::null())
             .stdout(Stdio::piped())

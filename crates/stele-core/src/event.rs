@@ -32,7 +32,7 @@ use crate::timestamp::{parse_unix_nanos_wide, Timestamp, TIMESTAMP_LEN};
 
 mod check;
 
-pub use check::{validate, validate_owned, InvalidEvent};
+pub use check::{validate, validate_ingested, validate_owned, InvalidEvent};
 
 /// Longest identifier (`actor.id`, `resource.id`, `session_id`, `policy.*`, `tenant`,
 /// `source`), in Unicode scalar values (what JSON Schema's `maxLength` counts).
@@ -202,6 +202,9 @@ pub struct Event {
     context_canonical: Option<Canonical>,
     #[serde(skip_serializing_if = "Option::is_none")]
     client_time: Option<String>,
+    /// The source record verbatim, set only by integrations ([`validate_ingested`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    original: Option<String>,
 }
 
 /// RFC 8785 bytes of a JSON value, kept next to the value they encode.
@@ -294,6 +297,10 @@ impl Event {
     /// `client_time` exactly as the client sent it.
     pub fn client_time(&self) -> Option<&str> {
         self.client_time.as_deref()
+    }
+    /// `original`: the record an integration received, verbatim (never set by a client).
+    pub fn original(&self) -> Option<&str> {
+        self.original.as_deref()
     }
 
     /// Whether `client_time` is more than `tolerance_ns` away from `now`. A client time that
@@ -388,8 +395,8 @@ impl Event {
     /// would have been) written.
     ///
     /// Every key is ASCII, so sorting by UTF-16 code units is sorting by bytes:
-    /// action < actor < change < client_time < client_time_skewed < context < id < outcome <
-    /// policy < reason < resource < source < tenant (< time); inside `actor`
+    /// action < actor < change < client_time < client_time_skewed < context < id < original <
+    /// outcome < policy < reason < resource < source < tenant (< time); inside `actor`
     /// id < ip < name < session_id < type < user_agent; inside `resource` id < name < type;
     /// inside `policy` id < version.
     fn write_members(
@@ -437,6 +444,7 @@ impl Event {
             out,
             id.hyphenated().encode_lower(&mut Uuid::encode_buffer()),
         );
+        write_opt(out, b",\"original\":", self.original.as_deref());
         out.extend_from_slice(b",\"outcome\":");
         write_str(out, self.outcome.name());
         if let Some(policy) = &self.policy {
@@ -479,6 +487,7 @@ impl Event {
             opt(&self.source),
             opt(&self.tenant),
             opt(&self.client_time),
+            opt(&self.original),
             self.context_canonical.as_ref().map_or(0, |c| c.0.len()),
             384,
         ]
@@ -680,7 +689,7 @@ pub fn decode_entry(entry: &[u8]) -> Result<StoredEvent, EntryError> {
         Some(Value::Bool(skewed)) => skewed,
         Some(_) => return Err(EntryError::Field("client_time_skewed")),
     };
-    let event = validate_owned(Value::Object(stored), &EventLimits::UNBOUNDED)
+    let event = validate_ingested(Value::Object(stored), &EventLimits::UNBOUNDED)
         .map_err(|problems| EntryError::Invalid(InvalidEvent(problems)))?;
     let id = event.id.ok_or(EntryError::Field("id"))?;
     Ok(StoredEvent {

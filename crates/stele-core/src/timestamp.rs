@@ -103,7 +103,13 @@ impl Timestamp {
 
 /// Parses an RFC 3339 `date-time` into nanoseconds since the epoch without the `i64` range
 /// limit, so that a client's far-off `client_time` is still accepted (and flagged as skewed).
-pub(crate) fn parse_unix_nanos_wide(s: &str) -> Result<i128, TimestampError> {
+/// This is the check event validation applies to `client_time`.
+///
+/// # Errors
+///
+/// [`TimestampError::Invalid`] for anything that is not an RFC 3339 `date-time` with a `T`
+/// (or `t`) between date and time.
+pub fn parse_unix_nanos_wide(s: &str) -> Result<i128, TimestampError> {
     // The `time` crate accepts any byte between date and time (RFC 3339 §5.6 lets
     // applications use a space); the JSON Schema `date-time` format does not, and neither
     // do we, so that the schema and this parser accept the same strings.

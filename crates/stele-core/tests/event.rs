@@ -7,8 +7,8 @@ use proptest::prelude::*;
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use stele_core::event::{
-    decode_entry, entry_key, parse_entry, stamp_time, validate, validate_owned, Event, EventLimits,
-    FieldError, Outcome, PrepareError, PreparedEvent, MAX_ENTRY_BYTES,
+    decode_entry, entry_key, parse_entry, stamp_time, validate, validate_ingested, validate_owned,
+    Event, EventLimits, FieldError, Outcome, PrepareError, PreparedEvent, MAX_ENTRY_BYTES,
 };
 use stele_core::timestamp::{Timestamp, TIMESTAMP_LEN};
 use uuid::Uuid;
@@ -911,11 +911,13 @@ fn valid_event() -> impl Strategy<Value = (Value, Timestamp)> {
             maybe(object()),
             maybe(object()),
             any::<i64>().prop_map(Timestamp::from_unix_nanos),
+            // `original` as an integration sets it (validate_ingested): any text.
+            prop::option::weighted(0.3, tricky(60)),
         ),
     )
-        .prop_flat_map(|(head, (tenant, source, change, context, now))| {
+        .prop_flat_map(|(head, (tenant, source, change, context, now, original))| {
             (
-                Just((head, tenant, source, change, context, now)),
+                Just((head, tenant, source, change, context, now, original)),
                 maybe(client_time(now)),
             )
         })
@@ -928,6 +930,7 @@ fn valid_event() -> impl Strategy<Value = (Value, Timestamp)> {
                     change,
                     context,
                     now,
+                    original,
                 ),
                 client_time,
             )| {
@@ -943,6 +946,7 @@ fn valid_event() -> impl Strategy<Value = (Value, Timestamp)> {
                     ("change", change),
                     ("context", context),
                     ("client_time", client_time.map(Value::from)),
+                    ("original", original.map(Value::from)),
                 ];
                 for (key, value) in optional {
                     if let Some(value) = value {
@@ -972,6 +976,7 @@ fn mutated_event() -> impl Strategy<Value = Value> {
         "change",
         "context",
         "client_time",
+        "original",
         "time",
         "client_time_skewed",
         "type",
@@ -1024,8 +1029,20 @@ proptest! {
     /// applying a general RFC 8785 implementation produces: bytes, time offset, digest, id.
     #[test]
     fn direct_writer_matches_generic_jcs((value, now) in valid_event()) {
-        let event = validate(&value, &limits()).unwrap();
-        prop_assert_eq!(&validate_owned(value.clone(), &limits()).unwrap(), &event);
+        let event = validate_ingested(value.clone(), &limits()).unwrap();
+        if value.get("original").is_some() {
+            // Clients may not send it; only integrations (validate_ingested) set it.
+            let refused = validate(&value, &limits()).unwrap_err();
+            prop_assert_eq!(refused.len(), 1);
+            prop_assert_eq!(&refused[0].path, "$.original");
+        } else {
+            prop_assert_eq!(&validate(&value, &limits()).unwrap(), &event);
+            prop_assert_eq!(&validate_owned(value.clone(), &limits()).unwrap(), &event);
+        }
+        // Decoding the stored entry gives the same event back, `original` included.
+        let stored = event.encode(ID, now, &limits()).unwrap();
+        let decoded = decode_entry(&stored.bytes).unwrap();
+        prop_assert_eq!(decoded.event.original(), event.original());
         let want = oracle_prepare(&event, ID, now, &limits());
         prop_assert_eq!(event.clone().prepare(ID, now, &limits()), want.clone());
         prop_assert_eq!(event.encode(ID, now, &limits()).map_err(FieldError::from), want);
@@ -1049,6 +1066,91 @@ proptest! {
     fn validate_owned_agrees_with_validate(value in mutated_event()) {
         prop_assert_eq!(validate_owned(value.clone(), &limits()), validate(&value, &limits()));
     }
+
+    /// An integration's event is checked exactly like a client's, except that `original` is
+    /// allowed: same event or same problems, in the same order, once `original` is set aside.
+    #[test]
+    fn validate_ingested_differs_only_in_original(value in mutated_event()) {
+        let mut without = value.clone();
+        let original = without.as_object_mut().and_then(|m| m.shift_remove("original"));
+        let ingested = validate_ingested(value, &limits());
+        let client = validate_owned(without, &limits());
+        match (original, ingested, client) {
+            (None, ingested, client) => prop_assert_eq!(ingested, client),
+            (Some(Value::String(s)), Ok(ingested), Ok(client)) if !s.is_empty() => {
+                prop_assert_eq!(ingested.original(), Some(s.as_str()));
+                prop_assert_eq!(ingested.actor(), client.actor());
+            }
+            (Some(Value::String(s)), Err(ingested), Err(client)) if !s.is_empty() => {
+                prop_assert_eq!(ingested, client);
+            }
+            (Some(_), Err(ingested), client) => {
+                // A bad `original` adds exactly its own problem, after the others.
+                let (last, rest) = ingested.split_last().unwrap();
+                prop_assert_eq!(&last.path, "$.original");
+                prop_assert_eq!(rest.to_vec(), client.err().unwrap_or_default());
+            }
+            (original, ingested, client) => {
+                prop_assert!(false, "{original:?}: {ingested:?} vs {client:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn original_is_refused_from_clients_and_kept_for_integrations() {
+    let mut event = minimal();
+    event["time"] = json!("2026-11-23T19:03:19Z");
+    event["original"] = json!("{\"kind\":\"Event\"}");
+    event["extra"] = json!(1);
+    // Refused like the other fields that must not be sent, in input order, with a message
+    // that says who sets it.
+    let errors = problems(&event);
+    let paths: Vec<&str> = errors.iter().map(|e| e.path.as_str()).collect();
+    assert_eq!(paths, ["$.time", "$.original", "$.extra"]);
+    assert!(
+        errors[1].message.contains("integrations"),
+        "{}",
+        errors[1].message
+    );
+    assert_eq!(
+        validate_owned(event.clone(), &limits()).unwrap_err(),
+        errors
+    );
+
+    // An integration may set it; it must be a non-empty string.
+    let mut event = minimal();
+    event["original"] = json!("<13>1 - host app - - - hi \"there\"");
+    let ingested = validate_ingested(event.clone(), &limits()).unwrap();
+    assert_eq!(
+        ingested.original(),
+        Some("<13>1 - host app - - - hi \"there\"")
+    );
+    for bad in [json!(""), json!({"kind": "Event"}), Value::Null] {
+        let mut event = minimal();
+        event["original"] = bad;
+        let errors = validate_ingested(event, &limits()).unwrap_err();
+        assert_eq!(errors.len(), 1);
+        assert_eq!(errors[0].path, "$.original");
+    }
+
+    // Stored between `id` and `outcome` (RFC 8785 order), escaped, and decoded back.
+    let prepared = ingested.encode(ID, NOW, &limits()).unwrap();
+    let text = std::str::from_utf8(&prepared.bytes).unwrap();
+    assert!(
+        text.contains(&format!(
+            r#""id":"{ID}","original":"<13>1 - host app - - - hi \"there\"","outcome":"allow""#
+        )),
+        "{text}"
+    );
+    let decoded = decode_entry(&prepared.bytes).unwrap();
+    assert_eq!(decoded.event.original(), ingested.original());
+    let again = decoded.event.encode(Uuid::nil(), NOW, &limits()).unwrap();
+    assert_eq!(again, prepared);
+    assert_eq!(
+        entry_key(&prepared.bytes),
+        Some((ID, prepared.content_digest))
+    );
 }
 
 #[test]

@@ -110,6 +110,23 @@ pub enum ApiError {
         /// Seconds until a request will be accepted again.
         retry_after_secs: u64,
     },
+    /// Missing or unsupported Content-Type on a route with its own media types (415).
+    #[error("unsupported content type {}; accepted: {}", got.as_deref().map_or_else(|| "(none)".to_owned(), |g| format!("{g:?}")), accepted.join(", "))]
+    UnsupportedMediaTypeOf {
+        /// The Content-Type received, if any.
+        got: Option<String>,
+        /// What the route accepts.
+        accepted: &'static [&'static str],
+    },
+    /// A Content-Encoding other than gzip or identity (415).
+    #[error("unsupported content encoding {0:?}; accepted: gzip, identity")]
+    UnsupportedEncoding(String),
+    /// A gzip body decodes to more than the limit (413).
+    #[error("the gzip body decodes to more than the limit of {limit} bytes; nothing was stored")]
+    DecodedTooLarge {
+        /// The limit in bytes.
+        limit: usize,
+    },
     /// No such resource (404).
     #[error("{0}")]
     NotFound(String),
@@ -143,12 +160,15 @@ impl ApiError {
                 StatusCode::BAD_REQUEST
             }
             ApiError::BodyTooLarge { .. }
+            | ApiError::DecodedTooLarge { .. }
             | ApiError::TooManyEvents { .. }
             | ApiError::EntryTooLarge { .. } => StatusCode::PAYLOAD_TOO_LARGE,
-            ApiError::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::Unauthorized { .. } => StatusCode::UNAUTHORIZED,
             ApiError::WrongRole { .. } | ApiError::Forbidden(_) => StatusCode::FORBIDDEN,
             ApiError::TooManyRequests { .. } => StatusCode::TOO_MANY_REQUESTS,
+            ApiError::UnsupportedMediaType { .. }
+            | ApiError::UnsupportedMediaTypeOf { .. }
+            | ApiError::UnsupportedEncoding(_) => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             ApiError::NotFound(_) => StatusCode::NOT_FOUND,
             ApiError::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::Conflict { .. } => StatusCode::CONFLICT,
@@ -177,7 +197,9 @@ impl ApiError {
             } => json!({
                 "error": error, "message": message, "line": line, "column": column,
             }),
-            ApiError::BodyTooLarge { limit } | ApiError::TooManyEvents { limit } => {
+            ApiError::BodyTooLarge { limit }
+            | ApiError::DecodedTooLarge { limit }
+            | ApiError::TooManyEvents { limit } => {
                 json!({ "error": error, "limit": limit })
             }
             ApiError::EntryTooLarge { index, size, limit } => json!({
@@ -429,6 +451,12 @@ mod tests {
             ApiError::TooManyRequests {
                 retry_after_secs: 1,
             },
+            ApiError::UnsupportedMediaTypeOf {
+                got: None,
+                accepted: &["a/b"],
+            },
+            ApiError::UnsupportedEncoding("br".to_owned()),
+            ApiError::DecodedTooLarge { limit: 1 },
             ApiError::NotFound("x".to_owned()),
             ApiError::MethodNotAllowed,
             ApiError::Conflict {

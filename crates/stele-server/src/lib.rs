@@ -12,6 +12,10 @@
 //! - `GET /checkpoint`, `GET /tile/…` implement the C2SP tlog-tiles read API byte-exactly
 //!   (tlog-tiles "Checkpoints", "Merkle Tree" and "Log Entries" sections). With witnesses
 //!   configured ([`witnessing`]), the checkpoint carries their C2SP tlog-cosignatures.
+//!   (tlog-tiles "Checkpoints", "Merkle Tree" and "Log Entries" sections).
+//! - `POST /v1/ingest/kubernetes` (audit webhook), `POST /v1/ingest/opa` (decision logs) and
+//!   `POST /v1/logs` (OTLP/HTTP logs) map other systems' records to events
+//!   ([`handlers::ingest`]); [`syslog`] listens for RFC 5424 syslog over TCP and TLS.
 //! - `GET /v1/log`, `GET /healthz`, `GET /metrics` (OpenMetrics text), `GET /openapi.json`
 //!   (OpenAPI 3.1, with the event JSON Schema embedded) and `GET /schema/event-v1.schema.json`.
 //!
@@ -37,7 +41,9 @@ pub mod error;
 pub mod handlers;
 pub mod keys;
 mod metrics;
+pub mod ocsf;
 pub mod state;
+pub mod syslog;
 pub mod tls;
 pub mod witnessing;
 
@@ -76,12 +82,15 @@ pub fn router(state: AppState) -> Router {
 /// The route table: path template (axum syntax), method, handler. One entry per method, so
 /// the OpenAPI document can be checked against it.
 pub(crate) fn routes() -> Vec<(&'static str, &'static str, MethodRouter<AppState>)> {
-    use handlers::{ops, tiles, v1};
+    use handlers::{ingest, ops, tiles, v1};
     vec![
         ("/v1/events", "post", post(v1::events::append)),
         ("/v1/events", "get", get(v1::query::search)),
         ("/v1/events/count", "get", get(v1::query::count)),
         ("/v1/replay", "get", get(v1::replay::replay)),
+        ("/v1/ingest/kubernetes", "post", post(ingest::k8s::ingest)),
+        ("/v1/ingest/opa", "post", post(ingest::opa::ingest)),
+        ("/v1/logs", "post", post(ingest::otlp::ingest)),
         (
             "/v1/events/{index_or_id}",
             "get",

@@ -99,3 +99,46 @@ fn method_label(method: &Method) -> String {
         _ => "other".to_owned(),
     }
 }
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct IngestLabels {
+    source: String,
+    result: String,
+}
+
+/// Records taken in by the integrations, by source and result (`accepted`, `rejected`).
+pub(crate) struct IngestMetrics {
+    records: Family<IngestLabels, Counter>,
+}
+
+impl IngestMetrics {
+    /// Creates the family and registers it in `registry`.
+    pub(crate) fn register(registry: &mut Registry) -> Self {
+        let records = Family::<IngestLabels, Counter>::default();
+        registry.register(
+            "stele_ingest_records",
+            "Source records received by the integrations, by source and result",
+            records.clone(),
+        );
+        IngestMetrics { records }
+    }
+
+    /// Counts a batch's accepted and rejected records.
+    pub(crate) fn count(&self, source: &str, report: &crate::handlers::ingest::IngestReport) {
+        self.add(source, "accepted", report.accepted);
+        self.add(source, "rejected", report.rejected);
+    }
+
+    /// Adds `n` records of `source` with `result`.
+    pub(crate) fn add(&self, source: &str, result: &str, n: usize) {
+        if n == 0 {
+            return;
+        }
+        self.records
+            .get_or_create(&IngestLabels {
+                source: source.to_owned(),
+                result: result.to_owned(),
+            })
+            .inc_by(u64::try_from(n).unwrap_or(u64::MAX));
+    }
+}

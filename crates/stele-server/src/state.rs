@@ -10,7 +10,8 @@ use stele_store::{Store, StoreError};
 
 use crate::auth::Auth;
 use crate::error::ApiError;
-use crate::metrics::HttpMetrics;
+use crate::handlers::ingest::IngestLimits;
+use crate::metrics::{HttpMetrics, IngestMetrics};
 use crate::witnessing::Witnessing;
 
 /// Settings of the API that are not the store's.
@@ -20,8 +21,11 @@ pub struct ServerConfig {
     pub limits: EventLimits,
     /// Largest accepted `POST /v1/events` body, in bytes.
     pub max_body_bytes: usize,
-    /// Largest number of events in one `POST /v1/events` request.
+    /// Largest number of events in one `POST /v1/events` request (and of records in one
+    /// ingest request).
     pub max_events: usize,
+    /// Largest ingest body after gzip decoding (`Content-Encoding: gzip`), in bytes.
+    pub max_decoded_bytes: usize,
 }
 
 impl ServerConfig {
@@ -29,6 +33,8 @@ impl ServerConfig {
     pub const DEFAULT_MAX_BODY_BYTES: usize = 16 << 20;
     /// Default number of events per request.
     pub const DEFAULT_MAX_EVENTS: usize = 100_000;
+    /// Default decoded-body limit: 64 MiB.
+    pub const DEFAULT_MAX_DECODED_BYTES: usize = 64 << 20;
 }
 
 impl Default for ServerConfig {
@@ -37,6 +43,7 @@ impl Default for ServerConfig {
             limits: EventLimits::default(),
             max_body_bytes: Self::DEFAULT_MAX_BODY_BYTES,
             max_events: Self::DEFAULT_MAX_EVENTS,
+            max_decoded_bytes: Self::DEFAULT_MAX_DECODED_BYTES,
         }
     }
 }
@@ -55,6 +62,7 @@ struct Inner {
     witnessing: Option<Witnessing>,
     auth: OnceLock<Auth>,
     index: Option<Index>,
+    ingest: IngestMetrics,
 }
 
 impl AppState {
@@ -92,6 +100,7 @@ impl AppState {
     ) -> Self {
         let mut registry = Registry::default();
         let http = HttpMetrics::register(&mut registry);
+        let ingest = IngestMetrics::register(&mut registry);
         store.register_metrics(&mut registry);
         if let Some(w) = &witnessing {
             w.register_metrics(&mut registry);
@@ -109,6 +118,7 @@ impl AppState {
             witnessing,
             auth: OnceLock::new(),
             index,
+            ingest,
         }))
     }
 
@@ -168,6 +178,19 @@ impl AppState {
 
     pub(crate) fn http_metrics(&self) -> &HttpMetrics {
         &self.0.http
+    }
+
+    /// Records accepted and rejected per integration.
+    pub(crate) fn ingest_metrics(&self) -> &IngestMetrics {
+        &self.0.ingest
+    }
+
+    /// The size limits of the ingest routes.
+    pub fn ingest_limits(&self) -> IngestLimits {
+        IngestLimits {
+            max_body_bytes: self.0.config.max_body_bytes,
+            max_decoded_bytes: self.0.config.max_decoded_bytes,
+        }
     }
 
     /// Runs a synchronous store call on the blocking pool: reads touch files and must not

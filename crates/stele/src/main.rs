@@ -4,6 +4,8 @@
 //! `key`), talk to a running log over HTTP (`append`, `get`, `proof`, `query`, `replay`),
 //! check a log (`verify`, offline against a data directory or remotely against the HTTP API)
 //! and rebuild its query index (`index rebuild`).
+//! `key`), talk to a running log over HTTP (`append`, `get`, `proof`, `export-ocsf`) and check
+//! a log (`verify`, offline against a data directory or remotely against the HTTP API).
 //!
 //! A thin shell in ripgrep's shape: [`main`] calls [`run`] and maps the outcome to an exit
 //! code. Exit codes: 0 success, 1 a verification failure, damage or an HTTP error answer,
@@ -96,6 +98,8 @@ enum Command {
     Index(cmd::index::IndexArgs),
     /// Measure append, HTTP, proof and verify rates beside the disk's and SHA-256's limits.
     Bench(cmd::bench::BenchArgs),
+    /// Print stored events as OCSF events (API Activity, Authorize Session, Account Change).
+    ExportOcsf(cmd::export_ocsf::ExportOcsfArgs),
 }
 
 fn main() -> ExitCode {
@@ -137,6 +141,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Replay(args) => cmd::replay::run(args),
         Command::Index(args) => cmd::index::run(args),
         Command::Bench(args) => cmd::bench::run(&args).map(|()| ExitCode::SUCCESS),
+        Command::ExportOcsf(args) => cmd::export_ocsf::run(args),
     }
 }
 

@@ -72,7 +72,7 @@ type Obj<'a> = Cow<'a, Map<String, Value>>;
 /// The problems, in order: fields that must not be there (in input order), then each field
 /// in schema order.
 pub fn validate(value: &Value, limits: &EventLimits) -> Result<Event, Vec<FieldError>> {
-    check_event(Cow::Borrowed(value), limits)
+    check_event(Cow::Borrowed(value), limits, Original::Refused)
 }
 
 /// [`validate`] for a value the caller no longer needs: the event takes its strings and maps
@@ -83,10 +83,40 @@ pub fn validate(value: &Value, limits: &EventLimits) -> Result<Event, Vec<FieldE
 ///
 /// As [`validate`].
 pub fn validate_owned(value: Value, limits: &EventLimits) -> Result<Event, Vec<FieldError>> {
-    check_event(Cow::Owned(value), limits)
+    check_event(Cow::Owned(value), limits, Original::Refused)
 }
 
-fn check_event(value: In<'_>, limits: &EventLimits) -> Result<Event, Vec<FieldError>> {
+/// [`validate_owned`] for an event built by an integration (a receiver that maps another
+/// system's record), the only kind that may carry `original`: the source record verbatim.
+/// Everything else is checked exactly as for a client's event. Also used to decode stored
+/// entries, which may hold `original`.
+///
+/// # Errors
+///
+/// As [`validate`], plus `$.original` if it is present and not a non-empty string.
+pub fn validate_ingested(mut value: Value, limits: &EventLimits) -> Result<Event, Vec<FieldError>> {
+    // Taken out first so that the shared walk below treats a remaining `original` key as
+    // refused; `shift_remove` keeps the other keys in input order for the problem list.
+    let original = match &mut value {
+        Value::Object(map) => map.shift_remove("original"),
+        _ => None,
+    };
+    check_event(Cow::Owned(value), limits, Original::Allowed(original))
+}
+
+/// What to do with the top-level `original` field.
+enum Original {
+    /// A client's event (`POST /v1/events`): `original` is refused.
+    Refused,
+    /// An integration's event, or a stored entry: the value taken out of the object, if any.
+    Allowed(Option<Value>),
+}
+
+fn check_event(
+    value: In<'_>,
+    limits: &EventLimits,
+    original_mode: Original,
+) -> Result<Event, Vec<FieldError>> {
     let top = match value {
         Cow::Borrowed(Value::Object(map)) => Cow::Borrowed(map),
         Cow::Owned(Value::Object(map)) => Cow::Owned(map),
@@ -108,6 +138,11 @@ fn check_event(value: In<'_>, limits: &EventLimits) -> Result<Event, Vec<FieldEr
             "client_time_skewed" => c.problem(
                 "$.client_time_skewed",
                 "is assigned by the server and must not be sent",
+            ),
+            "original" => c.problem(
+                "$.original",
+                "is set only by Stele's integrations (the source record they received, \
+                 verbatim) and must not be sent; free-form data belongs in context",
             ),
             _ => c.problem(
                 child("$", key),
@@ -166,6 +201,14 @@ fn check_event(value: In<'_>, limits: &EventLimits) -> Result<Event, Vec<FieldEr
             }
         }
     });
+    let original = match original_mode {
+        Original::Allowed(original) => {
+            c.optional("$.original", original.map(Cow::Owned), |c, p, v| {
+                c.string(p, v, usize::MAX).map(Cow::into_owned)
+            })
+        }
+        Original::Refused => None,
+    };
     let (context, context_canonical) = context.unzip();
     match (actor, action, resource, outcome) {
         (Some(actor), Some(action), Some(resource), Some(outcome)) if c.problems.is_empty() => {
@@ -183,6 +226,7 @@ fn check_event(value: In<'_>, limits: &EventLimits) -> Result<Event, Vec<FieldEr
                 context,
                 context_canonical: context_canonical.flatten(),
                 client_time,
+                original,
             })
         }
         _ if c.problems.is_empty() => Err(vec![FieldError::new("$", "invalid event")]),

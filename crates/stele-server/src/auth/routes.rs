@@ -3,6 +3,7 @@
 //! | route | who | meta-log action |
 //! |---|---|---|
 //! | `POST /v1/events` | writer | (the events are the record) |
+//! | `POST /v1/ingest/kubernetes`, `POST /v1/ingest/opa`, `POST /v1/logs` | writer | (the events are the record) |
 //! | `GET /v1/events/{index_or_id}` | reader (own tenants), auditor | `audit.read` |
 //! | `GET /v1/proofs/inclusion` | reader (own tenants), auditor | `audit.proof` |
 //! | `GET /v1/proofs/consistency` | reader, auditor | `audit.proof` |
@@ -112,6 +113,10 @@ fn explicit_rule(method: &Method, route: &str, path: &str) -> Option<RouteRule> 
     };
     Some(match route {
         "/v1/events" if post => rule(Access::Roles(WRITERS), None),
+        // Integrations append too: the receiver names its source on every event it maps.
+        "/v1/ingest/kubernetes" | "/v1/ingest/opa" | "/v1/logs" if post => {
+            rule(Access::Roles(WRITERS), None)
+        }
         // Search, counts and replay span every tenant: auditors only until results are
         // filtered by the reader's tenants.
         "/v1/events" if get => rule(

@@ -4,7 +4,9 @@
 
 mod common;
 mod events;
+mod ingest;
 mod ops;
+mod otlp;
 mod proofs;
 mod query;
 mod rejects;

@@ -38,6 +38,14 @@ pub enum Bench {
     /// The query index over a large log of realistic events (not part of `all`: it writes
     /// several GB).
     Query,
+    /// Kubernetes audit webhook receiver (EventLists), durable.
+    IngestK8s,
+    /// OPA decision-log receiver (gzip arrays), durable.
+    IngestOpa,
+    /// OTLP/HTTP logs receiver (protobuf), durable.
+    IngestOtlp,
+    /// Syslog listener (RFC 5424 over TCP), durable.
+    IngestSyslog,
 }
 
 /// Arguments of `stele bench`.
@@ -143,10 +151,21 @@ pub fn run(args: &BenchArgs) -> Result<()> {
     if on(Bench::Query) {
         crate::cmd::bench_query::run(scratch.path(), args.query_events, args.query_days)?;
     }
+    use super::bench_ingest::{run as ingest, Receiver};
+    for (bench, receiver) in [
+        (Bench::IngestK8s, Receiver::Kubernetes),
+        (Bench::IngestOpa, Receiver::Opa),
+        (Bench::IngestOtlp, Receiver::Otlp),
+        (Bench::IngestSyslog, Receiver::Syslog),
+    ] {
+        if on(bench) {
+            ingest(scratch.path(), args, receiver)?;
+        }
+    }
     Ok(())
 }
 
-fn num_cpus() -> usize {
+pub(crate) fn num_cpus() -> usize {
     std::thread::available_parallelism()
         .map(|n| n.get())
         .unwrap_or(1)
@@ -233,7 +252,7 @@ fn hash(size: usize) {
     println!("hash: leaf of {size} B {leaf_ns:.0} ns ({:.2} M/s per core); node {node_ns:.0} ns ({:.2} M/s per core)", 1e3 / leaf_ns, 1e3 / node_ns);
 }
 
-fn open_store(dir: &Path) -> Result<(Store, stele_core::note::NoteVerifier)> {
+pub(crate) fn open_store(dir: &Path) -> Result<(Store, stele_core::note::NoteVerifier)> {
     let signer = signer()?;
     let verifier = signer.verifier();
     let mut o = StoreOptions::new(dir, signer);

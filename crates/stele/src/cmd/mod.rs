@@ -2,8 +2,10 @@
 
 pub mod append;
 pub mod bench;
+pub mod bench_ingest;
 pub mod bench_query;
 pub mod export;
+pub mod export_ocsf;
 pub mod get;
 pub mod index;
 pub mod key;

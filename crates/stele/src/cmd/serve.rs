@@ -48,6 +48,16 @@ pub struct ServeArgs {
     /// Time limit of each request to a witness (e.g. 500ms, 10s).
     #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = units::parse_duration, requires = "witnesses")]
     witness_timeout: Duration,
+    /// Also accept RFC 5424 syslog over TCP (octet-counted or newline-framed) on this
+    /// address; with --syslog-tls-cert and --syslog-tls-key, over TLS instead.
+    #[arg(long, value_name = "HOST:PORT")]
+    syslog_listen: Option<String>,
+    /// PEM certificate chain for syslog over TLS.
+    #[arg(long, value_name = "FILE", requires_all = ["syslog_listen", "syslog_tls_key"])]
+    syslog_tls_cert: Option<PathBuf>,
+    /// PEM private key for syslog over TLS.
+    #[arg(long, value_name = "FILE", requires_all = ["syslog_listen", "syslog_tls_cert"])]
+    syslog_tls_key: Option<PathBuf>,
     #[command(flatten)]
     access: access::AccessArgs,
     #[command(flatten)]
@@ -140,6 +150,14 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     };
     // Before the log is opened: a bad certificate or key is told at once.
     let tls = args.tls.load()?;
+    let syslog_tls = match (&args.syslog_tls_cert, &args.syslog_tls_key) {
+        (Some(cert), Some(key)) => Some(
+            stele_server::syslog::tls_acceptor(cert, key)
+                .map_err(anyhow::Error::msg)
+                .context("loading the syslog TLS certificate and key")?,
+        ),
+        _ => None,
+    };
     let dir = paths::data_dir(args.data.as_deref())?;
     let (signer, created) =
         datadir::open_or_init(&dir, args.origin.as_deref()).with_context(|| {
@@ -192,11 +210,24 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr().context("reading the bound address")?;
+        let syslog_listener = match &args.syslog_listen {
+            Some(at) => Some(
+                tokio::net::TcpListener::bind(at)
+                    .await
+                    .with_context(|| format!("cannot listen for syslog on {at}"))?,
+            ),
+            None => None,
+        };
         let mut out = std::io::stdout().lock();
         writeln!(out, "origin: {}", store.origin())?;
         writeln!(out, "verifier key: {}", store.verifier_key())?;
         writeln!(out, "data: {}", dir.display())?;
         access.announce(&mut out, &dir)?;
+        // Before the HTTP address, which scripts wait for as the sign that the server is up.
+        if let Some(l) = &syslog_listener {
+            let scheme = if syslog_tls.is_some() { "tls" } else { "tcp" };
+            writeln!(out, "syslog on {scheme}://{}", l.local_addr()?)?;
+        }
         let scheme = if tls.is_some() { "https" } else { "http" };
         writeln!(out, "listening on {scheme}://{addr}")?;
         out.flush()?;
@@ -225,17 +256,39 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
             );
             tokio::spawn(w.run(store.clone()))
         });
+        // One signal stops both listeners; the store is closed after both have finished.
+        let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+        tokio::spawn(async move {
+            shutdown_signal().await;
+            let _ = stop_tx.send(true);
+        });
+        let syslog = syslog_listener.map(|l| {
+            tokio::spawn(stele_server::syslog::serve(
+                l,
+                state.clone(),
+                syslog_tls,
+                stop_rx.clone(),
+            ))
+        });
+        let mut http_stop = stop_rx;
+        let stopped = async move {
+            let _ = http_stop.wait_for(|s| *s).await;
+        };
         let served = match tls {
-            Some(config) => {
-                stele_server::serve_https(listener, state, config, shutdown_signal()).await
-            }
-            None => stele_server::serve(listener, state, shutdown_signal()).await,
+            Some(config) => stele_server::serve_https(listener, state, config, stopped).await,
+            None => stele_server::serve(listener, state, stopped).await,
         }
         .context("serving HTTP");
         if let Some(task) = submitting {
             task.abort();
         }
         rotating.abort();
+        if let Some(syslog) = syslog {
+            syslog
+                .await
+                .context("syslog listener task")?
+                .context("serving syslog")?;
+        }
         served
     });
     // Close even when serving failed, so acknowledged appends get their final checkpoint.

@@ -1,0 +1,403 @@
+//! `POST /v1/ingest/kubernetes`: the kube-apiserver audit webhook backend.
+//!
+//! kube-apiserver (`--audit-webhook-config-file`) POSTs an `audit.k8s.io/v1` `EventList`
+//! as JSON; each item is one audit `Event` (`k8s.io/apiserver/pkg/apis/audit/v1`). A single
+//! `Event` object (one line of the log backend) is accepted too, and `audit.k8s.io/v1beta1`
+//! and legacy events without `apiVersion` are read the same way. The mapping is documented in
+//! `docs/integrations/kubernetes.md`.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+
+use super::map::{self, fit_id, fit_name, fit_text, object};
+use super::{content_id, ingest_bytes, read_body, IngestReport, Mapped, RecordProblem};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The `source` of events from this receiver.
+pub const SOURCE: &str = "kubernetes";
+
+/// `POST /v1/ingest/kubernetes`.
+///
+/// # Errors
+///
+/// 400 when the body is not an audit `EventList` or `Event` (nothing stored) or when some
+/// records were rejected (the report says which; the others are stored); 413/415 for size and
+/// encoding; 503 when the log is busy.
+pub async fn ingest(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Body,
+) -> Result<IngestReport, ApiError> {
+    let bytes = read_body(&headers, body, &state.ingest_limits()).await?;
+    let max = state.config().max_events;
+    ingest_bytes(&state, SOURCE, bytes, move |b| map_body(b, max)).await
+}
+
+/// The envelope: an `EventList` (or a lone `Event`).
+#[derive(Deserialize)]
+struct Envelope<'a> {
+    #[serde(borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "apiVersion")]
+    api_version: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    items: Option<Vec<&'a RawValue>>,
+}
+
+/// Splits a body into records and maps each one.
+///
+/// # Errors
+///
+/// 400 (nothing stored) for a body that is not JSON, not an `audit.k8s.io` `EventList` or
+/// `Event`, or holds no events; 413 for more than `max_events` items.
+pub fn map_body(bytes: &[u8], max_events: usize) -> Result<Vec<Mapped>, ApiError> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|e| ApiError::BadRequest(format!("the body is not UTF-8 JSON: {e}")))?;
+    let envelope: Envelope<'_> = serde_json::from_str(text).map_err(|e| {
+        ApiError::BadRequest(format!(
+            "the body is not an audit.k8s.io/v1 EventList: {e}; nothing was stored"
+        ))
+    })?;
+    check_api_version(envelope.api_version.as_deref())
+        .map_err(|m| ApiError::BadRequest(format!("{m} (EventList); nothing was stored")))?;
+    let items: Vec<&str> = match (envelope.kind.as_deref(), envelope.items) {
+        (Some("EventList"), Some(items)) => items.into_iter().map(RawValue::get).collect(),
+        (Some("EventList"), None) => {
+            return Err(ApiError::BadRequest(
+                "the EventList has no `items` array; nothing was stored".to_owned(),
+            ))
+        }
+        (Some("Event"), _) => vec![text.trim_ascii()],
+        (kind, _) => {
+            return Err(ApiError::BadRequest(format!(
+                "expected an audit.k8s.io/v1 EventList (kind \"EventList\"), as kube-apiserver's \
+                 audit webhook sends, or a single audit Event; got kind {}; nothing was stored",
+                kind.map_or_else(|| "missing".to_owned(), |k| format!("{k:?}"))
+            )))
+        }
+    };
+    if items.is_empty() {
+        return Err(ApiError::BadRequest(
+            "the EventList holds no events".to_owned(),
+        ));
+    }
+    if items.len() > max_events {
+        return Err(ApiError::TooManyEvents { limit: max_events });
+    }
+    Ok(items
+        .into_iter()
+        .enumerate()
+        .map(|(i, raw)| map_record(i, raw))
+        .collect())
+}
+
+fn check_api_version(v: Option<&str>) -> Result<(), String> {
+    match v {
+        None | Some("audit.k8s.io/v1" | "audit.k8s.io/v1beta1") => Ok(()),
+        Some(other) => Err(format!(
+            "apiVersion {other:?} is not audit.k8s.io/v1 (or v1beta1)"
+        )),
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct AuditEvent<'a> {
+    #[serde(borrow)]
+    kind: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    api_version: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "auditID")]
+    audit_id: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    stage: Option<Cow<'a, str>>,
+    #[serde(borrow, rename = "requestURI")]
+    request_uri: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    verb: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    user: Option<UserInfo<'a>>,
+    #[serde(borrow)]
+    impersonated_user: Option<UserInfo<'a>>,
+    #[serde(borrow, rename = "sourceIPs")]
+    source_ips: Option<Vec<Cow<'a, str>>>,
+    #[serde(borrow)]
+    user_agent: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    object_ref: Option<ObjectRef<'a>>,
+    #[serde(borrow)]
+    response_status: Option<Status<'a>>,
+    #[serde(borrow)]
+    request_received_timestamp: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    stage_timestamp: Option<Cow<'a, str>>,
+    /// Pre-v1 events (2018) carry this instead of the two above.
+    #[serde(borrow)]
+    timestamp: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    annotations: Option<BTreeMap<Cow<'a, str>, Cow<'a, str>>>,
+}
+
+#[derive(Deserialize)]
+struct UserInfo<'a> {
+    #[serde(borrow)]
+    username: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ObjectRef<'a> {
+    #[serde(borrow)]
+    resource: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    namespace: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    name: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    api_group: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    subresource: Option<Cow<'a, str>>,
+}
+
+#[derive(Deserialize)]
+struct Status<'a> {
+    code: Option<i64>,
+    #[serde(borrow)]
+    reason: Option<Cow<'a, str>>,
+    #[serde(borrow)]
+    message: Option<Cow<'a, str>>,
+}
+
+/// Maps one audit `Event` (its JSON text `raw`) to an event.
+pub fn map_record(record: usize, raw: &str) -> Mapped {
+    let problem = |path: &str, message: String| RecordProblem::source(record, path, message);
+    let ev: AuditEvent<'_> = serde_json::from_str(raw)
+        .map_err(|e| problem("$", format!("not an audit.k8s.io Event: {e}")))?;
+    if let Some(kind) = ev.kind.as_deref().filter(|k| *k != "Event") {
+        return Err(problem(
+            "kind",
+            format!("is {kind:?}; an EventList's items are audit Events"),
+        ));
+    }
+    check_api_version(ev.api_version.as_deref()).map_err(|m| problem("apiVersion", m))?;
+    let required = |v: Option<&str>, path: &str| {
+        v.filter(|s| !s.is_empty())
+            .map(str::to_owned)
+            .ok_or_else(|| {
+                problem(
+                    path,
+                    "is missing; kube-apiserver always sets it on an audit Event".to_owned(),
+                )
+            })
+    };
+    let audit_id = required(ev.audit_id.as_deref(), "auditID")?;
+    let stage = required(ev.stage.as_deref(), "stage")?;
+    let verb = required(ev.verb.as_deref(), "verb")?;
+    let user = ev.user.as_ref();
+    let username = required(user.and_then(|u| u.username.as_deref()), "user.username")?;
+
+    let annotations = ev.annotations.as_ref();
+    let annotation = |key: &str| {
+        annotations
+            .and_then(|a| a.get(key))
+            .map(|v| v.as_ref())
+            .filter(|v| !v.is_empty())
+    };
+    let decision = annotation("authorization.k8s.io/decision");
+    let authz_reason = annotation("authorization.k8s.io/reason");
+    let status = ev.response_status.as_ref();
+    let code = status.and_then(|s| s.code);
+    let outcome = match (decision, code) {
+        (Some("allow"), _) => "allow",
+        (Some("forbid"), _) => "deny",
+        // Without the authorizer's annotation: 401 and 403 are refusals; any other answer
+        // means the request got past authorization.
+        (_, Some(401 | 403)) => "deny",
+        _ => "allow",
+    };
+    let reason = authz_reason
+        .or_else(|| {
+            (outcome == "deny")
+                .then(|| status.and_then(|s| s.message.as_deref().or(s.reason.as_deref())))
+                .flatten()
+        })
+        .and_then(fit_text);
+    let (policy, rbac_role) = match authz_reason.and_then(rbac_grant) {
+        Some((binding, role)) => (fit_id(&binding).map(|id| json!({ "id": id })), Some(role)),
+        None => (None, None),
+    };
+
+    let actor_type = if username.starts_with("system:serviceaccount:") {
+        "service"
+    } else if username.starts_with("system:") && username != "system:anonymous" {
+        "system"
+    } else {
+        "user"
+    };
+    let source_ips: Vec<&str> = ev.source_ips.iter().flatten().map(|s| s.as_ref()).collect();
+    let actor = object([
+        ("type", Some(json!(actor_type))),
+        ("id", fit_id(&username).map(Value::from)),
+        (
+            "ip",
+            source_ips
+                .first()
+                .and_then(|ip| map::ip_of(ip))
+                .map(Value::from),
+        ),
+        (
+            "user_agent",
+            ev.user_agent.as_deref().and_then(fit_text).map(Value::from),
+        ),
+    ]);
+    let action = map::action("k8s", &verb).ok_or_else(|| {
+        problem(
+            "verb",
+            format!("{verb:?} cannot be made into an action name"),
+        )
+    })?;
+    let resource = resource_of(ev.object_ref.as_ref(), ev.request_uri.as_deref());
+
+    // Only what identifies and correlates the record: everything else the audit Event says
+    // is in `original`, and copying it would double the entry (and the disk it takes).
+    let context = object([
+        ("audit_id", Some(json!(audit_id))),
+        ("stage", Some(json!(stage))),
+        ("response_code", code.map(Value::from)),
+        (
+            "impersonated_user",
+            ev.impersonated_user
+                .as_ref()
+                .and_then(|u| u.username.as_deref())
+                .and_then(fit_id)
+                .map(Value::from),
+        ),
+        (
+            "rbac_role",
+            rbac_role.as_deref().and_then(fit_id).map(Value::from),
+        ),
+    ]);
+    let client_time = [
+        &ev.stage_timestamp,
+        &ev.request_received_timestamp,
+        &ev.timestamp,
+    ]
+    .into_iter()
+    .find_map(|t| t.as_deref().and_then(map::client_time));
+    let event = object([
+        (
+            "id",
+            Some(json!(content_id(
+                SOURCE,
+                raw.as_bytes(),
+                client_time.as_deref()
+            ))),
+        ),
+        ("actor", Some(Value::Object(actor))),
+        ("action", Some(json!(action))),
+        ("resource", Some(resource)),
+        ("outcome", Some(json!(outcome))),
+        ("reason", reason.map(Value::from)),
+        ("policy", policy),
+        ("source", Some(json!(SOURCE))),
+        ("context", Some(Value::Object(context))),
+        ("client_time", client_time.map(Value::from)),
+        ("original", Some(json!(raw))),
+    ]);
+    Ok(Value::Object(event))
+}
+
+/// `resource` from `objectRef`: type `resource[.apiGroup][/subresource]`, id
+/// `namespace/name`, `name`, `namespace/*` or `*`; for a non-resource request (no
+/// `objectRef`), type `url` and the path of `requestURI`.
+fn resource_of(object_ref: Option<&ObjectRef<'_>>, uri: Option<&str>) -> Value {
+    fn some<'s>(s: &'s Option<Cow<'_, str>>) -> Option<&'s str> {
+        s.as_deref().filter(|s| !s.is_empty())
+    }
+    if let Some(o) = object_ref.filter(|o| some(&o.resource).is_some()) {
+        let mut kind = some(&o.resource).unwrap_or_default().to_owned();
+        if let Some(group) = some(&o.api_group) {
+            kind = format!("{kind}.{group}");
+        }
+        if let Some(sub) = some(&o.subresource) {
+            kind = format!("{kind}/{sub}");
+        }
+        let id = match (some(&o.namespace), some(&o.name)) {
+            (Some(ns), Some(name)) => format!("{ns}/{name}"),
+            (None, Some(name)) => name.to_owned(),
+            (Some(ns), None) => format!("{ns}/*"),
+            (None, None) => "*".to_owned(),
+        };
+        return json!({
+            "type": fit_name(&kind).unwrap_or_else(|| "unknown".to_owned()),
+            "id": fit_id(&id).unwrap_or_else(|| "*".to_owned()),
+        });
+    }
+    let path = uri
+        .map(|u| u.split('?').next().unwrap_or(u))
+        .filter(|p| !p.is_empty())
+        .unwrap_or("/");
+    json!({"type": "url", "id": fit_id(path).unwrap_or_else(|| "/".to_owned())})
+}
+
+/// The binding and role of an RBAC authorizer reason such as `RBAC: allowed by
+/// ClusterRoleBinding "x" of ClusterRole "cluster-admin" to User "u"`: `("ClusterRoleBinding/x",
+/// "ClusterRole/cluster-admin")`.
+fn rbac_grant(reason: &str) -> Option<(String, String)> {
+    let rest = reason.strip_prefix("RBAC: allowed by ")?;
+    let (binding, rest) = kind_and_quoted(rest)?;
+    let rest = rest.trim_start().strip_prefix("of ")?;
+    let (role, _) = kind_and_quoted(rest)?;
+    Some((binding, role))
+}
+
+/// `Kind "name"…` → (`Kind/name`, the rest).
+fn kind_and_quoted(s: &str) -> Option<(String, &str)> {
+    let (kind, rest) = s.split_once(' ')?;
+    let rest = rest.strip_prefix('"')?;
+    let (name, rest) = rest.split_once('"')?;
+    Some((format!("{kind}/{name}"), rest))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rbac_reasons_name_binding_and_role() {
+        let reason = r#"RBAC: allowed by ClusterRoleBinding "system:openshift:operator:x" of ClusterRole "cluster-admin" to ServiceAccount "a/b""#;
+        assert_eq!(
+            rbac_grant(reason).unwrap(),
+            (
+                "ClusterRoleBinding/system:openshift:operator:x".to_owned(),
+                "ClusterRole/cluster-admin".to_owned()
+            )
+        );
+        assert_eq!(rbac_grant(""), None);
+        assert_eq!(rbac_grant("RBAC: allowed by something"), None);
+    }
+
+    #[test]
+    fn missing_required_fields_are_named() {
+        let err = map_record(
+            3,
+            r#"{"kind":"Event","auditID":"a","stage":"ResponseComplete","verb":"get"}"#,
+        )
+        .unwrap_err();
+        assert_eq!((err.record, err.path.as_str()), (3, "user.username"));
+        let err = map_record(0, r#"{"kind":"Event","auditID":5}"#).unwrap_err();
+        assert_eq!(err.path, "$");
+        assert!(err.message.contains("invalid type"), "{}", err.message);
+        let err = map_record(0, r#"{"kind":"Pod"}"#).unwrap_err();
+        assert_eq!(err.path, "kind");
+    }
+}

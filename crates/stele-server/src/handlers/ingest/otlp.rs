@@ -1,0 +1,543 @@
+//! `POST /v1/logs`: an OTLP/HTTP logs receiver (OTLP specification, "OTLP/HTTP"), binary
+//! protobuf (`application/x-protobuf`) and JSON (`application/json`, with OTLP's JSON rules:
+//! lowerCamelCase keys, hex trace and span ids, 64-bit integers as strings or numbers, enums
+//! as integers). Answers follow the same specification: an `ExportLogsServiceResponse` in the
+//! request's encoding, with `partial_success` when some records were rejected (the sender
+//! must not retry those), and a `google.rpc.Status` body on errors (503 + `Retry-After` when
+//! the log is busy, which the sender retries). Messages come from the `opentelemetry-proto`
+//! crate. The attribute conventions are in `docs/integrations/opentelemetry.md`.
+
+use std::collections::HashMap;
+
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope};
+use opentelemetry_proto::tonic::logs::v1::LogRecord;
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use prost::Message;
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use serde_json::{json, Value};
+
+use super::map::{self, fit_id, fit_name, fit_text, object};
+use super::{ingest_bytes, read_body, IngestReport, Mapped, RecordProblem};
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The `source` of events from this receiver.
+pub const SOURCE: &str = "otlp";
+
+/// The two encodings of OTLP/HTTP.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Encoding {
+    /// `application/x-protobuf`.
+    Protobuf,
+    /// `application/json`.
+    Json,
+}
+
+impl Encoding {
+    fn content_type(self) -> &'static str {
+        match self {
+            Encoding::Protobuf => "application/x-protobuf",
+            Encoding::Json => "application/json",
+        }
+    }
+}
+
+/// `google.rpc.Status`, the body of OTLP/HTTP error answers (fields 1 and 2; `details` is
+/// left empty).
+#[derive(Clone, PartialEq, Message)]
+struct RpcStatus {
+    #[prost(int32, tag = "1")]
+    code: i32,
+    #[prost(string, tag = "2")]
+    message: String,
+}
+
+/// An OTLP/HTTP answer: success (maybe partial) or an error as `google.rpc.Status`.
+pub struct OtlpResponse {
+    encoding: Encoding,
+    status: StatusCode,
+    body: Vec<u8>,
+    retry_after: bool,
+}
+
+impl IntoResponse for OtlpResponse {
+    fn into_response(self) -> Response {
+        let mut response = (
+            self.status,
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static(self.encoding.content_type()),
+            )],
+            self.body,
+        )
+            .into_response();
+        if self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+        }
+        response
+    }
+}
+
+impl OtlpResponse {
+    fn success(encoding: Encoding, report: &IngestReport) -> Self {
+        let partial_success = (report.rejected > 0).then(|| ExportLogsPartialSuccess {
+            rejected_log_records: i64::try_from(report.rejected).unwrap_or(i64::MAX),
+            error_message: rejection_message(report),
+        });
+        if report.rejected > 0 {
+            tracing::warn!(source = SOURCE, "{}", report.summary());
+        }
+        let response = ExportLogsServiceResponse { partial_success };
+        let body = match encoding {
+            Encoding::Protobuf => response.encode_to_vec(),
+            Encoding::Json => {
+                let mut v = json!({});
+                if let Some(p) = &response.partial_success {
+                    v = json!({"partialSuccess": {
+                        "rejectedLogRecords": p.rejected_log_records.to_string(),
+                        "errorMessage": p.error_message,
+                    }});
+                }
+                v.to_string().into_bytes()
+            }
+        };
+        OtlpResponse {
+            encoding,
+            status: StatusCode::OK,
+            body,
+            retry_after: false,
+        }
+    }
+
+    fn error(encoding: Encoding, e: &ApiError) -> Self {
+        let status = e.status();
+        tracing::warn!(status = status.as_u16(), error = %e, "OTLP request failed");
+        // gRPC codes: INVALID_ARGUMENT, RESOURCE_EXHAUSTED, UNAVAILABLE, INTERNAL.
+        let code = match status.as_u16() {
+            400 | 415 => 3,
+            413 => 8,
+            503 => 14,
+            _ => 13,
+        };
+        let status_message = RpcStatus {
+            code,
+            message: e.to_string(),
+        };
+        let body = match encoding {
+            Encoding::Protobuf => status_message.encode_to_vec(),
+            Encoding::Json => json!({"code": code, "message": status_message.message})
+                .to_string()
+                .into_bytes(),
+        };
+        OtlpResponse {
+            encoding,
+            status,
+            body,
+            retry_after: matches!(e, ApiError::Overloaded),
+        }
+    }
+}
+
+/// The `error_message` of a partial success: how many were stored and why each rejected
+/// record was (the first ten).
+fn rejection_message(report: &IngestReport) -> String {
+    let mut message = report.summary();
+    for p in report.problems.iter().take(10) {
+        message.push_str(&format!("; record {}: {}: {}", p.record, p.path, p.message));
+    }
+    if report.problems.len() > 10 || report.omitted_problems > 0 {
+        message.push_str("; …");
+    }
+    message
+}
+
+/// `POST /v1/logs`.
+///
+/// # Errors
+///
+/// Never as an `Err`: failures are OTLP answers (400 for an undecodable body, 413, 415,
+/// 503 with `Retry-After` when busy) with a `google.rpc.Status` body.
+pub async fn ingest(State(state): State<AppState>, headers: HeaderMap, body: Body) -> Response {
+    let encoding = match encoding_of(&headers) {
+        Ok(e) => e,
+        Err(e) => return OtlpResponse::error(Encoding::Json, &e).into_response(),
+    };
+    match ingest_inner(&state, &headers, body, encoding).await {
+        Ok(report) => OtlpResponse::success(encoding, &report).into_response(),
+        Err(e) => OtlpResponse::error(encoding, &e).into_response(),
+    }
+}
+
+async fn ingest_inner(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    encoding: Encoding,
+) -> Result<IngestReport, ApiError> {
+    let bytes = read_body(headers, body, &state.ingest_limits()).await?;
+    let max = state.config().max_events;
+    ingest_bytes(state, SOURCE, bytes, move |b| map_body(b, encoding, max)).await
+}
+
+fn encoding_of(headers: &HeaderMap) -> Result<Encoding, ApiError> {
+    let got = headers
+        .get(header::CONTENT_TYPE)
+        .map(|v| String::from_utf8_lossy(v.as_bytes()).into_owned());
+    let essence = got
+        .as_deref()
+        .and_then(|t| t.split(';').next())
+        .map(|t| t.trim().to_ascii_lowercase());
+    match essence.as_deref() {
+        Some("application/x-protobuf" | "application/protobuf") => Ok(Encoding::Protobuf),
+        Some("application/json") => Ok(Encoding::Json),
+        _ => Err(ApiError::UnsupportedMediaTypeOf {
+            got,
+            accepted: &["application/x-protobuf", "application/json"],
+        }),
+    }
+}
+
+/// One log record with what it inherits from its resource and scope.
+struct Item<'r> {
+    resource: Option<&'r Resource>,
+    scope: Option<&'r InstrumentationScope>,
+    record: Result<LogRecord, String>,
+    /// The record's JSON text as received (OTLP/JSON only).
+    raw: Option<&'r str>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonRequest<'a> {
+    #[serde(borrow, default)]
+    resource_logs: Vec<JsonResourceLogs<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonResourceLogs<'a> {
+    resource: Option<Resource>,
+    #[serde(borrow, default)]
+    scope_logs: Vec<JsonScopeLogs<'a>>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct JsonScopeLogs<'a> {
+    scope: Option<InstrumentationScope>,
+    #[serde(borrow, default)]
+    log_records: Vec<&'a RawValue>,
+}
+
+/// Decodes a request and maps every log record, in request order.
+///
+/// # Errors
+///
+/// 400 (nothing stored) for a body that does not decode as an `ExportLogsServiceRequest`;
+/// 413 for more than `max_events` records.
+pub fn map_body(
+    bytes: &[u8],
+    encoding: Encoding,
+    max_events: usize,
+) -> Result<Vec<Mapped>, ApiError> {
+    match encoding {
+        Encoding::Protobuf => {
+            let request = ExportLogsServiceRequest::decode(bytes).map_err(|e| {
+                ApiError::BadRequest(format!(
+                    "the body is not a protobuf ExportLogsServiceRequest: {e}; nothing was stored"
+                ))
+            })?;
+            let count: usize = request
+                .resource_logs
+                .iter()
+                .flat_map(|rl| &rl.scope_logs)
+                .map(|sl| sl.log_records.len())
+                .sum();
+            if count > max_events {
+                return Err(ApiError::TooManyEvents { limit: max_events });
+            }
+            let mut mapped = Vec::with_capacity(count);
+            for rl in request.resource_logs {
+                for sl in rl.scope_logs {
+                    for record in sl.log_records {
+                        let item = Item {
+                            resource: rl.resource.as_ref(),
+                            scope: sl.scope.as_ref(),
+                            record: Ok(record),
+                            raw: None,
+                        };
+                        mapped.push(map_record(mapped.len(), item));
+                    }
+                }
+            }
+            Ok(mapped)
+        }
+        Encoding::Json => {
+            let request: JsonRequest<'_> = serde_json::from_slice(bytes).map_err(|e| {
+                ApiError::BadRequest(format!(
+                    "the body is not an OTLP/JSON ExportLogsServiceRequest: {e}; nothing was stored"
+                ))
+            })?;
+            let mut items = Vec::new();
+            for rl in &request.resource_logs {
+                for sl in &rl.scope_logs {
+                    for raw in &sl.log_records {
+                        items.push(Item {
+                            resource: rl.resource.as_ref(),
+                            scope: sl.scope.as_ref(),
+                            record: serde_json::from_str::<LogRecord>(raw.get())
+                                .map_err(|e| e.to_string()),
+                            raw: Some(raw.get()),
+                        });
+                    }
+                }
+            }
+            map_items(items, max_events)
+        }
+    }
+}
+
+fn map_items(items: Vec<Item<'_>>, max_events: usize) -> Result<Vec<Mapped>, ApiError> {
+    if items.len() > max_events {
+        return Err(ApiError::TooManyEvents { limit: max_events });
+    }
+    Ok(items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| map_record(i, item))
+        .collect())
+}
+
+/// A string form of an attribute value: strings as they are, numbers and booleans printed.
+fn text_of(v: &AnyValue) -> Option<String> {
+    match v.value.as_ref()? {
+        any_value::Value::StringValue(s) => Some(s.clone()),
+        any_value::Value::IntValue(i) => Some(i.to_string()),
+        any_value::Value::BoolValue(b) => Some(b.to_string()),
+        any_value::Value::DoubleValue(d) => Some(d.to_string()),
+        _ => None,
+    }
+}
+
+/// The record's OTLP/JSON encoding without the fields at their default (as the protobuf
+/// JSON mapping omits them): what `original` holds for a protobuf record.
+fn record_json(record: &LogRecord) -> Result<String, String> {
+    let mut value = serde_json::to_value(record).map_err(|e| e.to_string())?;
+    if let Value::Object(map) = &mut value {
+        map.retain(|_, v| match v {
+            Value::Null => false,
+            Value::String(s) => !s.is_empty() && s != "0",
+            Value::Number(n) => n.as_u64() != Some(0),
+            Value::Array(a) => !a.is_empty(),
+            _ => true,
+        });
+    }
+    serde_json::to_string(&value).map_err(|e| e.to_string())
+}
+
+/// Maps one log record to an event (conventions in `docs/integrations/opentelemetry.md`).
+fn map_record(index: usize, item: Item<'_>) -> Mapped {
+    let problem = |m: String| RecordProblem::source(index, "$", m);
+    let record = item
+        .record
+        .map_err(|e| problem(format!("not an OTLP/JSON LogRecord: {e}")))?;
+    let original = match item.raw {
+        Some(raw) => raw.to_owned(),
+        None => {
+            record_json(&record).map_err(|e| problem(format!("cannot encode the record: {e}")))?
+        }
+    };
+    let attrs: HashMap<&str, &AnyValue> = record
+        .attributes
+        .iter()
+        .filter_map(|kv| Some((kv.key.as_str(), kv.value.as_ref()?)))
+        .collect();
+    let resource_attrs: HashMap<&str, &AnyValue> = item
+        .resource
+        .map(|r| {
+            r.attributes
+                .iter()
+                .filter_map(|kv| Some((kv.key.as_str(), kv.value.as_ref()?)))
+                .collect()
+        })
+        .unwrap_or_default();
+    let attr = |keys: &[&str]| {
+        keys.iter()
+            .find_map(|k| attrs.get(k).and_then(|v| text_of(v)))
+            .filter(|s| !s.is_empty())
+    };
+    let service = resource_attrs
+        .get("service.name")
+        .and_then(|v| text_of(v))
+        .filter(|s| !s.is_empty());
+
+    let user = attr(&["stele.actor.id", "enduser.id", "user.id"]);
+    let actor = match user {
+        Some(id) => {
+            let kind = attr(&["stele.actor.type"])
+                .filter(|t| ["user", "service", "system"].contains(&t.as_str()))
+                .unwrap_or_else(|| "user".to_owned());
+            object([
+                ("type", Some(json!(kind))),
+                ("id", fit_id(&id).map(Value::from)),
+                (
+                    "name",
+                    attr(&["stele.actor.name", "user.name"])
+                        .and_then(|s| map::fit_text(&s))
+                        .map(Value::from),
+                ),
+                (
+                    "ip",
+                    attr(&["client.address"])
+                        .and_then(|s| map::ip_of(&s))
+                        .map(Value::from),
+                ),
+                (
+                    "user_agent",
+                    attr(&["user_agent.original"])
+                        .and_then(|s| fit_text(&s))
+                        .map(Value::from),
+                ),
+                (
+                    "session_id",
+                    attr(&["session.id"])
+                        .and_then(|s| fit_id(&s))
+                        .map(Value::from),
+                ),
+            ])
+        }
+        None => object([
+            ("type", Some(json!("service"))),
+            (
+                "id",
+                Some(json!(service
+                    .as_deref()
+                    .and_then(fit_id)
+                    .unwrap_or_else(|| "unknown_service".to_owned()))),
+            ),
+        ]),
+    };
+    let event_name = (!record.event_name.is_empty()).then(|| record.event_name.clone());
+    let action = attr(&["stele.action"])
+        .into_iter()
+        .chain(event_name.clone())
+        .chain(attr(&["event.name"]))
+        .find(|a| map::is_action(a))
+        .unwrap_or_else(|| "otel.log".to_owned());
+    let resource = match (attr(&["stele.resource.type"]), attr(&["stele.resource.id"])) {
+        (Some(kind), Some(id)) => json!({"type": fit_name(&kind), "id": fit_id(&id)}),
+        _ => match attr(&["url.path", "http.route"]) {
+            Some(path) => json!({"type": "url", "id": fit_id(&path)}),
+            None => json!({
+                "type": "service",
+                "id": service.as_deref().and_then(fit_id).unwrap_or_else(|| "unknown_service".to_owned()),
+            }),
+        },
+    };
+    let stated = attr(&["stele.outcome"]).map(|o| o.to_ascii_lowercase());
+    let outcome = match stated.as_deref() {
+        Some(o @ ("allow" | "deny" | "error")) => o.to_owned(),
+        Some(other) => {
+            return Err(RecordProblem::source(
+                index,
+                "attributes.stele.outcome",
+                format!("must be \"allow\", \"deny\" or \"error\", not {other:?}"),
+            ))
+        }
+        // No stated outcome: an ERROR or FATAL record is an error, anything else a
+        // permitted action that was logged.
+        None if record.severity_number >= 17 => "error".to_owned(),
+        None => "allow".to_owned(),
+    };
+    let body_text = record
+        .body
+        .as_ref()
+        .and_then(|b| match b.value.as_ref() {
+            Some(any_value::Value::StringValue(s)) => Some(s.clone()),
+            _ => None,
+        })
+        .filter(|s| !s.is_empty());
+    let reason = attr(&["stele.reason"])
+        .or_else(|| body_text.clone())
+        .and_then(|r| fit_text(&r));
+    let policy = attr(&["stele.policy.id"])
+        .and_then(|id| fit_id(&id))
+        .map(|id| {
+            Value::Object(object([
+                ("id", Some(json!(id))),
+                (
+                    "version",
+                    attr(&["stele.policy.version"])
+                        .and_then(|v| fit_id(&v))
+                        .map(Value::from),
+                ),
+            ]))
+        });
+    let context = object([
+        (
+            "service",
+            service.as_deref().and_then(fit_id).map(Value::from),
+        ),
+        (
+            "severity_text",
+            fit_id(&record.severity_text).map(Value::from),
+        ),
+        (
+            "severity_number",
+            (record.severity_number != 0).then(|| json!(record.severity_number)),
+        ),
+        (
+            "event_name",
+            event_name.as_deref().and_then(fit_id).map(Value::from),
+        ),
+        (
+            "trace_id",
+            (!record.trace_id.is_empty()).then(|| json!(hex::encode(&record.trace_id))),
+        ),
+        (
+            "span_id",
+            (!record.span_id.is_empty()).then(|| json!(hex::encode(&record.span_id))),
+        ),
+        (
+            "scope",
+            item.scope.and_then(|s| fit_id(&s.name)).map(Value::from),
+        ),
+    ]);
+    let time = if record.time_unix_nano != 0 {
+        record.time_unix_nano
+    } else {
+        record.observed_time_unix_nano
+    };
+    let event = object([
+        ("actor", Some(Value::Object(actor))),
+        ("action", Some(json!(action))),
+        ("resource", Some(resource)),
+        ("outcome", Some(json!(outcome))),
+        ("reason", reason.map(Value::from)),
+        ("policy", policy),
+        (
+            "tenant",
+            attr(&["stele.tenant"])
+                .and_then(|t| fit_id(&t))
+                .map(Value::from),
+        ),
+        ("source", Some(json!(SOURCE))),
+        ("context", Some(Value::Object(context))),
+        (
+            "client_time",
+            map::client_time_from_nanos(time).map(Value::from),
+        ),
+        ("original", Some(json!(original))),
+    ]);
+    Ok(Value::Object(event))
+}
