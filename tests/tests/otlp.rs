@@ -50,7 +50,10 @@ fn opentelemetry_python_sdk_exports_logs_that_become_events() {
         .collect();
     for (i, exporter) in [(0, "plain"), (2, "gzip")] {
         let denied = &events[i];
-        assert_eq!(denied["source"], "otlp", "record sent by the {exporter} exporter");
+        assert_eq!(
+            denied["source"], "otlp",
+            "record sent by the {exporter} exporter"
+        );
         assert_eq!(denied["actor"]["id"], "alice");
         assert_eq!(denied["actor"]["ip"], "203.0.113.9");
         assert_eq!(denied["action"], "document.read");
