@@ -355,8 +355,29 @@ fn mtls_maps_certificates_to_principals_and_refuses_the_rest() {
             s(&who.1),
         ])
     };
-    let auditor_cert = create_token(&data, "auditor", &["--cert", s(&pki.carol.0)]);
-    assert_eq!(auditor_cert.len(), 16);
+    // carol's certificate is bound over the admin API this time (over TLS, with --ca).
+    let admin = server.tokens().unwrap().admin.clone().unwrap();
+    let out = run_stele([
+        "token",
+        "create",
+        "--url",
+        &server.url,
+        "--ca",
+        s(&pki.ca),
+        "--token",
+        &admin,
+        "--role",
+        "auditor",
+        "--cert",
+        s(&pki.carol.0),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let carol_id = String::from_utf8_lossy(&out.stdout).trim().to_owned();
+    assert_eq!(carol_id.len(), 16, "{carol_id}");
     let out = cli(&pki.carol);
     assert!(
         out.status.success(),
