@@ -182,6 +182,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr().context("reading the bound address")?;
+        // Before the banner: whoever reads it may signal at once.
+        let shutdown = shutdown_signal();
         let mut out = std::io::stdout().lock();
         writeln!(out, "origin: {}", store.origin())?;
         writeln!(out, "verifier key: {}", store.verifier_key())?;
@@ -211,10 +213,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
             tokio::spawn(w.run(store.clone()))
         });
         let served = match tls {
-            Some(config) => {
-                stele_server::serve_https(listener, state, config, shutdown_signal()).await
-            }
-            None => stele_server::serve(listener, state, shutdown_signal()).await,
+            Some(config) => stele_server::serve_https(listener, state, config, shutdown).await,
+            None => stele_server::serve(listener, state, shutdown).await,
         }
         .context("serving HTTP");
         if let Some(task) = submitting {
@@ -233,33 +233,37 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Completes on the first SIGINT or SIGTERM.
-pub(crate) async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+/// Waits for `signal`, or for ever without one.
+async fn recv(signal: Option<&mut tokio::signal::unix::Signal>) {
+    match signal {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+/// Completes on the first SIGINT or SIGTERM. The handlers are installed when this is
+/// called (not when the future is first polled), so a signal that arrives once the server
+/// has announced itself is never taken by the default action. Call inside the runtime.
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{signal, SignalKind};
+    let watch = |kind: SignalKind, name: &'static str| match signal(kind) {
         Ok(s) => Some(s),
         Err(e) => {
-            tracing::warn!(error = %e, "cannot watch SIGTERM; only SIGINT stops the server gracefully");
+            tracing::warn!(error = %e, signal = name, "cannot watch this signal");
             None
         }
     };
-    let sigterm = async {
-        match term.as_mut() {
-            Some(t) => {
-                t.recv().await;
-            }
-            None => std::future::pending::<()>().await,
+    let mut term = watch(SignalKind::terminate(), "SIGTERM");
+    let mut int = watch(SignalKind::interrupt(), "SIGINT");
+    async move {
+        tokio::select! {
+            () = recv(term.as_mut()) => {}
+            () = recv(int.as_mut()) => {}
         }
-    };
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => {
-            if let Err(e) = r {
-                tracing::warn!(error = %e, "cannot watch SIGINT");
-                std::future::pending::<()>().await;
-            }
-        }
-        () = sigterm => {}
+        tracing::info!("shutting down: no new connections; finishing requests in flight");
     }
-    tracing::info!("shutting down: no new connections; finishing requests in flight");
 }
 
 #[cfg(test)]
