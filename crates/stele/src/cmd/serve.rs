@@ -210,6 +210,8 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr().context("reading the bound address")?;
+        // Before the banner: whoever reads it may signal at once.
+        let shutdown = shutdown_signal();
         let syslog_listener = match &args.syslog_listen {
             Some(at) => Some(
                 tokio::net::TcpListener::bind(at)
@@ -259,7 +261,7 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
         // One signal stops both listeners; the store is closed after both have finished.
         let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
         tokio::spawn(async move {
-            shutdown_signal().await;
+            shutdown.await;
             let _ = stop_tx.send(true);
         });
         let syslog = syslog_listener.map(|l| {
@@ -302,33 +304,37 @@ pub fn run(args: ServeArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Completes on the first SIGINT or SIGTERM.
-pub(crate) async fn shutdown_signal() {
-    let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+/// Waits for `signal`, or for ever without one.
+async fn recv(signal: Option<&mut tokio::signal::unix::Signal>) {
+    match signal {
+        Some(s) => {
+            s.recv().await;
+        }
+        None => std::future::pending::<()>().await,
+    }
+}
+
+/// Completes on the first SIGINT or SIGTERM. The handlers are installed when this is
+/// called (not when the future is first polled), so a signal that arrives once the server
+/// has announced itself is never taken by the default action. Call inside the runtime.
+pub(crate) fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{signal, SignalKind};
+    let watch = |kind: SignalKind, name: &'static str| match signal(kind) {
         Ok(s) => Some(s),
         Err(e) => {
-            tracing::warn!(error = %e, "cannot watch SIGTERM; only SIGINT stops the server gracefully");
+            tracing::warn!(error = %e, signal = name, "cannot watch this signal");
             None
         }
     };
-    let sigterm = async {
-        match term.as_mut() {
-            Some(t) => {
-                t.recv().await;
-            }
-            None => std::future::pending::<()>().await,
+    let mut term = watch(SignalKind::terminate(), "SIGTERM");
+    let mut int = watch(SignalKind::interrupt(), "SIGINT");
+    async move {
+        tokio::select! {
+            () = recv(term.as_mut()) => {}
+            () = recv(int.as_mut()) => {}
         }
-    };
-    tokio::select! {
-        r = tokio::signal::ctrl_c() => {
-            if let Err(e) = r {
-                tracing::warn!(error = %e, "cannot watch SIGINT");
-                std::future::pending::<()>().await;
-            }
-        }
-        () = sigterm => {}
+        tracing::info!("shutting down: no new connections; finishing requests in flight");
     }
-    tracing::info!("shutting down: no new connections; finishing requests in flight");
 }
 
 #[cfg(test)]

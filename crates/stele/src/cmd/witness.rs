@@ -115,6 +115,7 @@ pub fn run(args: WitnessArgs) -> Result<ExitCode> {
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr().context("reading the bound address")?;
+        let shutdown = super::serve::shutdown_signal();
         let mut out = std::io::stdout().lock();
         writeln!(out, "witness key: {vkey}")?;
         for origin in witness.origins() {
@@ -125,7 +126,7 @@ pub fn run(args: WitnessArgs) -> Result<ExitCode> {
         out.flush()?;
         drop(out);
         tracing::info!(%addr, "witness serving");
-        stele_witness::serve(listener, witness, super::serve::shutdown_signal())
+        stele_witness::serve(listener, witness, shutdown)
             .await
             .context("serving HTTP")
     })?;
