@@ -112,6 +112,22 @@ pub fn key_id(name: &str, alg: u8, pubkey: &[u8]) -> u32 {
 
 /// Reports whether `name` may be used as a key name: non-empty, with no Unicode white space
 /// (the same set as Go's `unicode.IsSpace`), no plus (U+002B), and — stricter than the spec's
+/// The default key name of a host's log or witness: `<host>/<suffix>`, or
+/// `localhost/<suffix>` when `host` (e.g. the contents of /etc/hostname) is empty or holds
+/// anything but ASCII letters, digits, `-` and `.`.
+pub fn key_name_for_host(host: &str, suffix: &str) -> String {
+    let host = host.trim();
+    if !host.is_empty()
+        && host
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+    {
+        format!("{host}/{suffix}")
+    } else {
+        format!("localhost/{suffix}")
+    }
+}
+
 /// name rule, but implied by its note rule — no control character below U+0020.
 pub fn valid_key_name(name: &str) -> bool {
     !name.is_empty()

@@ -181,14 +181,5 @@ pub fn load_verifier(dir: &Path) -> Result<NoteVerifier> {
 /// `<hostname>/stele`, or `localhost/stele` when the host name is unusable as a key name.
 fn default_origin() -> String {
     let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-    let host = host.trim();
-    if !host.is_empty()
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-    {
-        format!("{host}/stele")
-    } else {
-        "localhost/stele".to_string()
-    }
+    stele_core::note::key_name_for_host(&host, "stele")
 }

@@ -92,16 +92,7 @@ fn load(path: &Path) -> Result<Cosigner, WitnessError> {
 /// `<hostname>/witness`, or `localhost/witness` when the host name is unusable.
 fn default_name() -> String {
     let host = std::fs::read_to_string("/etc/hostname").unwrap_or_default();
-    let host = host.trim();
-    if !host.is_empty()
-        && host
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
-    {
-        format!("{host}/witness")
-    } else {
-        "localhost/witness".to_owned()
-    }
+    stele_core::note::key_name_for_host(&host, "witness")
 }
 
 #[cfg(test)]
