@@ -1,18 +1,32 @@
 //! The derived id index `log/idindex/`: event id → (index, commit time, content digest), and
 //! leaf-hash prefix → index for entries that carry an id (events).
 //!
-//! It answers "which entry has this id / this leaf hash" and makes retries idempotent. Commits
-//! during normal operation are not fsynced (the entries are); the durable commit made before
-//! each checkpoint records how far the index reaches (`indexed_through`), and recovery
-//! re-indexes the rest from the segments.
+//! It answers "which entry has this id / this leaf hash" and makes retries idempotent.
 //!
-//! Why an LSM tree (fjall) and not a B-tree: both keys are random (leaf hashes always, event
-//! ids whenever clients pick UUIDv4s), and a copy-on-write B-tree (redb, used before) dirties
-//! a page per random insert, so each group commit rewrote a share of the index that grew with
-//! the log. An LSM tree writes sequentially and merges in the
-//! background; absent keys — every fresh id — are answered by bloom filters.
+//! Two tiers. New records go to in-memory hash maps (the *active* layer), which the writer
+//! fills after each group commit's fsync and answers lookups from at hash-map cost. When the
+//! active layer is large (or old, at a checkpoint) it is *frozen* and a background thread
+//! bulk-loads it, sorted, into an LSM tree (fjall) as new tables, then records durably how far
+//! the on-disk index reaches (`indexed_through`). Lookups read active, then frozen, then disk.
+//!
+//! Why not insert straight into the LSM tree: its memtable is a skip list, and with random
+//! keys (leaf hashes always, event ids whenever clients pick UUIDv4s) each insert and each
+//! lookup of a fresh id walked a large skip list — the single biggest cost of the writer
+//! thread, which every append waits on. Bulk loading sorted runs skips the memtable and its
+//! journal entirely. Why an LSM tree and not a B-tree on disk: a copy-on-write B-tree (redb,
+//! used before) dirtied a page per random insert, so each commit rewrote a share of an index
+//! that grew with the log; an LSM tree writes sequentially, merges in the background, and
+//! answers absent keys — every fresh id — from bloom filters.
+//!
+//! Durability: the index is derived data. Records reach disk only after the entries they
+//! describe were fsynced, and `indexed_through` only after its tables; after a crash, recovery
+//! re-indexes the entries from `indexed_through` on (at most a couple of layers' worth).
 
+use std::collections::HashMap;
 use std::path::Path;
+use std::sync::{Arc, Mutex, RwLock, RwLockReadGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use fjall::{Database, Keyspace, KeyspaceCreateOptions, PersistMode};
 
@@ -26,6 +40,14 @@ const INDEXED_THROUGH: &[u8] = b"indexed_through";
 const CACHE_BYTES: u64 = 64 << 20;
 /// Journal size at which fjall flushes memtables to tables (its minimum).
 const MAX_JOURNAL_BYTES: u64 = 64 << 20;
+/// Records at which the active layer is frozen and written to disk. Bounds memory (two layers
+/// of about 90 bytes a record) and the work recovery redoes after a crash.
+const FREEZE_RECORDS: usize = 1 << 18;
+/// At a checkpoint, a non-empty active layer older than this is written out too, so a quiet
+/// log's index reaches disk without waiting for [`FREEZE_RECORDS`] events.
+const FREEZE_AGE: Duration = Duration::from_secs(30);
+
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// What the index holds for one id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -57,29 +79,6 @@ impl IdRecord {
             index: u64::from_be_bytes(i),
             time_ns: i64::from_be_bytes(t),
             digest: d,
-        }
-    }
-}
-
-/// Lookups of ids, for the writer's many lookups in one group commit.
-pub struct IdReader {
-    ids: Keyspace,
-}
-
-impl IdReader {
-    /// Looks an id up.
-    ///
-    /// # Errors
-    /// Database errors, or a stored record of the wrong length.
-    pub fn get(&self, id: &[u8; 16]) -> Result<Option<IdRecord>> {
-        match self.ids.get(id).map_err(db_err)? {
-            None => Ok(None),
-            Some(v) => {
-                let bytes: &[u8; 32] = v.as_ref().try_into().map_err(|_| {
-                    StoreError::Index(format!("id record of {} bytes, not 32", v.len()))
-                })?;
-                Ok(Some(IdRecord::decode(bytes)))
-            }
         }
     }
 }
@@ -122,12 +121,48 @@ fn db_err(e: impl std::fmt::Display) -> StoreError {
     StoreError::Index(e.to_string())
 }
 
-/// The id index database.
-pub struct IdIndex {
+/// Records not yet on disk.
+#[derive(Default)]
+struct Layer {
+    ids: FastMap<[u8; 16], IdRecord>,
+    leaves: FastMap<[u8; 16], u64>,
+    /// Every entry before this one is in this layer or an older tier.
+    through: u64,
+}
+
+impl Layer {
+    fn len(&self) -> usize {
+        self.ids.len()
+    }
+}
+
+/// The in-memory tiers.
+struct Tiers {
+    active: Layer,
+    active_since: Instant,
+    /// Being written to disk by the background thread.
+    frozen: Option<Arc<Layer>>,
+    /// `indexed_through` as last made durable.
+    on_disk: u64,
+}
+
+/// The keyspaces, shared with the background writer.
+#[derive(Clone)]
+struct Disk {
     db: Database,
     ids: Keyspace,
     leaves: Keyspace,
     meta: Keyspace,
+}
+
+/// The id index.
+pub struct IdIndex {
+    disk: Disk,
+    tiers: Arc<RwLock<Tiers>>,
+    /// The thread writing the frozen layer, if one runs.
+    flusher: Mutex<Option<JoinHandle<Result<()>>>>,
+    /// [`FREEZE_RECORDS`], smaller in tests.
+    freeze_records: usize,
 }
 
 impl IdIndex {
@@ -139,7 +174,8 @@ impl IdIndex {
         let db = Database::builder(path)
             .cache_size(CACHE_BYTES)
             .max_journaling_size(MAX_JOURNAL_BYTES)
-            // Durability is ours to decide: `insert(.., durable)` and `sync` persist.
+            // Durability is ours to decide: only `indexed_through` goes through the journal,
+            // persisted after the tables it vouches for.
             .manual_journal_persist(true)
             .open()
             .map_err(|e| StoreError::Index(format!("{}: {e}", path.display())))?;
@@ -148,19 +184,237 @@ impl IdIndex {
                 .map_err(db_err)
         };
         let (ids, leaves, meta) = (ks(IDS)?, ks(LEAVES)?, ks(META)?);
-        Ok(IdIndex {
+        let disk = Disk {
             db,
             ids,
             leaves,
             meta,
+        };
+        let through = disk.indexed_through()?;
+        Ok(IdIndex {
+            disk,
+            tiers: Arc::new(RwLock::new(Tiers {
+                active: Layer {
+                    through,
+                    ..Layer::default()
+                },
+                active_since: Instant::now(),
+                frozen: None,
+                on_disk: through,
+            })),
+            flusher: Mutex::new(None),
+            freeze_records: FREEZE_RECORDS,
         })
     }
 
-    /// How many leading entries of the log are indexed (durably or not).
+    /// How many leading entries of the log are indexed on disk.
     ///
     /// # Errors
     /// Database errors, or a malformed stored value.
     pub fn indexed_through(&self) -> Result<u64> {
+        self.disk.indexed_through()
+    }
+
+    /// Looks an id up.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn get(&self, id: &[u8; 16]) -> Result<Option<IdRecord>> {
+        self.reader().get(id)
+    }
+
+    /// A handle for many lookups (one per group commit): holds the in-memory tiers for
+    /// reading, so it must not live across [`IdIndex::insert`].
+    pub fn reader(&self) -> IdReader<'_> {
+        IdReader {
+            tiers: self.tiers.read().unwrap_or_else(|p| p.into_inner()),
+            disk: &self.disk,
+        }
+    }
+
+    /// The index of an entry whose leaf hash starts with `prefix` (the caller confirms the
+    /// whole hash: a prefix can collide).
+    ///
+    /// # Errors
+    /// Database errors, or a malformed stored value.
+    pub fn get_leaf(&self, prefix: &[u8; 16]) -> Result<Option<u64>> {
+        {
+            let t = self.tiers.read().unwrap_or_else(|p| p.into_inner());
+            if let Some(i) = t.active.leaves.get(prefix) {
+                return Ok(Some(*i));
+            }
+            if let Some(i) = t.frozen.as_ref().and_then(|f| f.leaves.get(prefix)) {
+                return Ok(Some(*i));
+            }
+        }
+        // A layer frozen meanwhile is on disk before it leaves memory, so nothing falls
+        // between the two reads.
+        match self.disk.leaves.get(prefix).map_err(db_err)? {
+            None => Ok(None),
+            Some(v) => {
+                let b: [u8; 8] = v.as_ref().try_into().map_err(|_| {
+                    StoreError::Index(format!("leaf record of {} bytes, not 8", v.len()))
+                })?;
+                Ok(Some(u64::from_be_bytes(b)))
+            }
+        }
+    }
+
+    /// Adds records (in index order) and moves the index's reach to `through`. Records must
+    /// describe durable entries only. Writes a layer to disk in the background when the
+    /// active one is full.
+    ///
+    /// # Errors
+    /// The failure of an earlier background write (the caller stops trusting the index).
+    pub fn insert(&self, records: &[Indexed], through: u64) -> Result<()> {
+        let mut rest = records;
+        while !rest.is_empty() {
+            let full = {
+                let mut t = self.tiers.write().unwrap_or_else(|p| p.into_inner());
+                let room = self.freeze_records.saturating_sub(t.active.len()).max(1);
+                let (now, later) = rest.split_at(room.min(rest.len()));
+                let a = &mut t.active;
+                a.ids.reserve(now.len());
+                a.leaves.reserve(now.len());
+                for r in now {
+                    a.ids.insert(r.id, r.record);
+                    a.leaves.insert(r.leaf_prefix, r.record.index);
+                }
+                rest = later;
+                // Entries up to the last record are covered; past it only if the batch ends.
+                a.through = if rest.is_empty() {
+                    through
+                } else {
+                    now.last().map_or(a.through, |r| r.record.index + 1)
+                };
+                a.len() >= self.freeze_records
+            };
+            if full {
+                self.freeze(false)?;
+            }
+        }
+        let mut t = self.tiers.write().unwrap_or_else(|p| p.into_inner());
+        t.active.through = t.active.through.max(through);
+        Ok(())
+    }
+
+    /// At a checkpoint: writes the active layer out if it has waited long enough.
+    ///
+    /// # Errors
+    /// The failure of this or an earlier background write.
+    pub fn checkpoint(&self) -> Result<()> {
+        let due = {
+            let t = self.tiers.read().unwrap_or_else(|p| p.into_inner());
+            (t.active.len() > 0 || t.active.through > t.on_disk)
+                && t.active_since.elapsed() >= FREEZE_AGE
+        };
+        if due {
+            self.freeze(false)?;
+        }
+        Ok(())
+    }
+
+    /// Writes everything in memory to disk and waits for it: on close, and in tests.
+    ///
+    /// # Errors
+    /// Database errors.
+    pub fn flush(&self) -> Result<()> {
+        self.freeze(true)
+    }
+
+    /// Moves the active layer to frozen (after the previous frozen layer is on disk) and
+    /// writes it in the background, or in this thread when `wait`.
+    fn freeze(&self, wait: bool) -> Result<()> {
+        let mut flusher = self.flusher.lock().unwrap_or_else(|p| p.into_inner());
+        // One layer in flight at a time: keeps `indexed_through` in order and memory bounded.
+        if let Some(h) = flusher.take() {
+            h.join()
+                .map_err(|_| StoreError::Index("id index writer panicked".into()))??;
+        }
+        let layer = {
+            let mut t = self.tiers.write().unwrap_or_else(|p| p.into_inner());
+            let through = t.active.through;
+            let layer = Arc::new(std::mem::replace(
+                &mut t.active,
+                Layer {
+                    through,
+                    ..Layer::default()
+                },
+            ));
+            t.active_since = Instant::now();
+            t.frozen = Some(layer.clone());
+            layer
+        };
+        let (disk, tiers) = (self.disk.clone(), self.tiers.clone());
+        let job = move || -> Result<()> {
+            disk.write_layer(&layer)?;
+            let mut t = tiers.write().unwrap_or_else(|p| p.into_inner());
+            t.frozen = None;
+            t.on_disk = layer.through;
+            Ok(())
+        };
+        if wait {
+            job()
+        } else {
+            *flusher = Some(
+                std::thread::Builder::new()
+                    .name("stele-idindex".into())
+                    .spawn(job)
+                    .map_err(|e| StoreError::Index(format!("spawning the id index writer: {e}")))?,
+            );
+            Ok(())
+        }
+    }
+}
+
+impl Drop for IdIndex {
+    fn drop(&mut self) {
+        // Let a running layer write finish before the database closes under it.
+        if let Some(h) = self
+            .flusher
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .take()
+        {
+            let _ = h.join();
+        }
+    }
+}
+
+/// Lookups of ids, for the writer's many lookups in one group commit.
+pub struct IdReader<'a> {
+    tiers: RwLockReadGuard<'a, Tiers>,
+    disk: &'a Disk,
+}
+
+impl IdReader<'_> {
+    /// Looks an id up.
+    ///
+    /// # Errors
+    /// Database errors, or a stored record of the wrong length.
+    pub fn get(&self, id: &[u8; 16]) -> Result<Option<IdRecord>> {
+        if let Some(r) = self.tiers.active.ids.get(id) {
+            return Ok(Some(*r));
+        }
+        if let Some(r) = self.tiers.frozen.as_ref().and_then(|f| f.ids.get(id)) {
+            return Ok(Some(*r));
+        }
+        // While this reader lives the frozen layer cannot leave memory, so a record is
+        // always in one of the three places.
+        match self.disk.ids.get(id).map_err(db_err)? {
+            None => Ok(None),
+            Some(v) => {
+                let bytes: &[u8; 32] = v.as_ref().try_into().map_err(|_| {
+                    StoreError::Index(format!("id record of {} bytes, not 32", v.len()))
+                })?;
+                Ok(Some(IdRecord::decode(bytes)))
+            }
+        }
+    }
+}
+
+impl Disk {
+    fn indexed_through(&self) -> Result<u64> {
         match self.meta.get(INDEXED_THROUGH).map_err(db_err)? {
             None => Ok(0),
             Some(v) => {
@@ -172,68 +426,127 @@ impl IdIndex {
         }
     }
 
-    /// Looks an id up.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub fn get(&self, id: &[u8; 16]) -> Result<Option<IdRecord>> {
-        self.reader()?.get(id)
-    }
-
-    /// A handle for many lookups (one per group commit).
-    ///
-    /// # Errors
-    /// None today; kept fallible so the writer's error path does not depend on the engine.
-    pub fn reader(&self) -> Result<IdReader> {
-        Ok(IdReader {
-            ids: self.ids.clone(),
-        })
-    }
-
-    /// The index of an entry whose leaf hash starts with `prefix` (the caller confirms the
-    /// whole hash: a prefix can collide).
-    ///
-    /// # Errors
-    /// Database errors, or a malformed stored value.
-    pub fn get_leaf(&self, prefix: &[u8; 16]) -> Result<Option<u64>> {
-        match self.leaves.get(prefix).map_err(db_err)? {
-            None => Ok(None),
-            Some(v) => {
-                let b: [u8; 8] = v.as_ref().try_into().map_err(|_| {
-                    StoreError::Index(format!("leaf record of {} bytes, not 8", v.len()))
-                })?;
-                Ok(Some(u64::from_be_bytes(b)))
+    /// Bulk-loads a layer as sorted runs (fsynced tables), then durably records its reach.
+    fn write_layer(&self, layer: &Layer) -> Result<()> {
+        let mut ids: Vec<(&[u8; 16], &IdRecord)> = layer.ids.iter().collect();
+        ids.sort_unstable_by_key(|(k, _)| *k);
+        if !ids.is_empty() {
+            let mut run = self.ids.start_ingestion().map_err(db_err)?;
+            for (k, r) in ids {
+                run.write(*k, r.encode()).map_err(db_err)?;
             }
+            run.finish().map_err(db_err)?;
+        }
+        let mut leaves: Vec<(&[u8; 16], &u64)> = layer.leaves.iter().collect();
+        leaves.sort_unstable_by_key(|(k, _)| *k);
+        if !leaves.is_empty() {
+            let mut run = self.leaves.start_ingestion().map_err(db_err)?;
+            for (k, i) in leaves {
+                run.write(*k, i.to_be_bytes()).map_err(db_err)?;
+            }
+            run.finish().map_err(db_err)?;
+        }
+        self.meta
+            .insert(INDEXED_THROUGH, layer.through.to_be_bytes())
+            .map_err(db_err)?;
+        self.db.persist(PersistMode::SyncAll).map_err(db_err)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(i: u64) -> Indexed {
+        // Ids and leaves spread over the key space like random UUIDs and hashes.
+        let h = stele_core::hash::leaf_hash(&i.to_be_bytes());
+        let mut id = [0u8; 16];
+        id.copy_from_slice(&h.0[16..]);
+        Indexed::new(id, i, i as i64 * 10, [i as u8; 16], &h)
+    }
+
+    fn open_small(dir: &Path, freeze: usize) -> IdIndex {
+        let mut ix = IdIndex::open(dir).unwrap();
+        ix.freeze_records = freeze;
+        ix
+    }
+
+    fn assert_finds(ix: &IdIndex, range: std::ops::Range<u64>) {
+        for i in range {
+            let r = record(i);
+            assert_eq!(ix.get(&r.id).unwrap(), Some(r.record), "id of entry {i}");
+            assert_eq!(
+                ix.get_leaf(&r.leaf_prefix).unwrap(),
+                Some(i),
+                "leaf of entry {i}"
+            );
         }
     }
 
-    /// Inserts records and moves `indexed_through` to `through` in one atomic batch, fsynced
-    /// only when `durable`.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub fn insert(&self, records: &[Indexed], through: u64, durable: bool) -> Result<()> {
-        let mut batch = self.db.batch();
-        for r in records {
-            // Blind writes, no read first: a key can only be met again when recovery replays
-            // entries already indexed, and then it carries the same record (the writer never
-            // lets an id into the log twice, and a leaf hash covers the id).
-            batch.insert(&self.ids, r.id, r.record.encode());
-            batch.insert(&self.leaves, r.leaf_prefix, r.record.index.to_be_bytes());
+    #[test]
+    fn records_are_found_in_every_tier_and_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let ix = open_small(dir.path(), 100);
+        // Batches that straddle freezes: some records sit in the active layer, some frozen or
+        // being written, some on disk.
+        let mut next = 0u64;
+        for batch in [7u64, 150, 1, 93, 260, 40] {
+            let rs: Vec<Indexed> = (next..next + batch).map(record).collect();
+            next += batch;
+            ix.insert(&rs, next).unwrap();
+            assert_finds(&ix, 0..next);
         }
-        batch.insert(&self.meta, INDEXED_THROUGH, through.to_be_bytes());
-        batch.commit().map_err(db_err)?;
-        if durable {
-            self.db.persist(PersistMode::SyncAll).map_err(db_err)?;
-        }
-        Ok(())
+        let absent = record(next + 1);
+        assert_eq!(ix.get(&absent.id).unwrap(), None);
+        assert_eq!(ix.get_leaf(&absent.leaf_prefix).unwrap(), None);
+        ix.flush().unwrap();
+        assert_eq!(ix.indexed_through().unwrap(), next);
+        drop(ix);
+        let ix = IdIndex::open(dir.path()).unwrap();
+        assert_eq!(ix.indexed_through().unwrap(), next);
+        assert_finds(&ix, 0..next);
     }
 
-    /// Makes every earlier commit durable.
-    ///
-    /// # Errors
-    /// Database errors.
-    pub fn sync(&self, through: u64) -> Result<()> {
-        self.insert(&[], through, true)
+    #[test]
+    fn without_a_flush_disk_reach_covers_only_written_layers() {
+        let dir = tempfile::tempdir().unwrap();
+        let ix = open_small(dir.path(), 100);
+        let rs: Vec<Indexed> = (0..250).map(record).collect();
+        // Two full layers go to disk; 50 records stay in memory.
+        ix.insert(&rs, 260).unwrap();
+        // Not yet due: the active layer is young.
+        ix.checkpoint().unwrap();
+        // As after a crash: dropping waits for the background write, nothing more.
+        drop(ix);
+        let ix = IdIndex::open(dir.path()).unwrap();
+        let through = ix.indexed_through().unwrap();
+        assert_eq!(
+            through, 200,
+            "reach of the layers written, not of the batch"
+        );
+        assert_finds(&ix, 0..200);
+        for i in 200..250 {
+            assert_eq!(
+                ix.get(&record(i).id).unwrap(),
+                None,
+                "entry {i} was only in memory"
+            );
+        }
+    }
+
+    #[test]
+    fn reach_moves_without_records() {
+        let dir = tempfile::tempdir().unwrap();
+        let ix = open_small(dir.path(), 100);
+        ix.insert(&[], 1000).unwrap();
+        ix.flush().unwrap();
+        drop(ix);
+        assert_eq!(
+            IdIndex::open(dir.path())
+                .unwrap()
+                .indexed_through()
+                .unwrap(),
+            1000
+        );
     }
 }

@@ -4,7 +4,8 @@
 //!
 //! - Entries are written once, as checksummed [`frame`]s in segment files, by a single writer
 //!   thread that groups concurrent appends into one `write` and one `fdatasync`
-//!   (group commit). An append is acknowledged only after its `fdatasync`.
+//!   (group commit), pipelined: the next group is hashed and written while the previous one
+//!   syncs ([`syncer`](crate)). An append is acknowledged only after its `fdatasync`.
 //! - Everything else — the stored hashes of every tree level (from which C2SP hash tiles and
 //!   proofs are read), the bundle index, the id index — is derived and rebuilt on recovery.
 //! - Checkpoints (C2SP tlog-checkpoint, signed note) are published by the writer at least
@@ -35,6 +36,7 @@ pub mod rotation;
 mod segments;
 mod shared;
 mod store;
+mod syncer;
 mod types;
 mod verify;
 mod verify_keys;

@@ -272,7 +272,7 @@ pub(crate) fn recover(
     bundles.flush()?;
     let size = frontier.size();
     if !records.is_empty() || indexed < size {
-        ids.insert(&records, size, false)?;
+        ids.insert(&records, size)?;
     }
     shared
         .size
@@ -307,6 +307,8 @@ pub(crate) fn recover(
         checkpoint_interval,
         checkpointed_size: c,
         last_checkpoint_at: Instant::now(),
+        syncer: None,
+        in_flight: Default::default(),
     };
     Ok((writer, report))
 }

@@ -424,6 +424,8 @@ impl crate::writer::Writer {
             bytes,
             reply: tx,
         }]);
+        // Its answer comes once the fsync thread has made it durable.
+        self.drain();
         let appended = rx.try_recv().map_err(|_| StoreError::Closed)??;
         let index = appended
             .first()

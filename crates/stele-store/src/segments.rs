@@ -17,7 +17,8 @@ use crate::layout::Layout;
 pub struct SegmentWriter {
     layout: Layout,
     seg: u64,
-    file: File,
+    /// Shared with the fsync thread (see [`crate::syncer`]).
+    file: Arc<File>,
     len: u64,
 }
 
@@ -54,7 +55,7 @@ impl SegmentWriter {
         Ok(SegmentWriter {
             layout: layout.clone(),
             seg,
-            file,
+            file: Arc::new(file),
             len,
         })
     }
@@ -62,6 +63,16 @@ impl SegmentWriter {
     /// The segment number.
     pub fn segment(&self) -> u64 {
         self.seg
+    }
+
+    /// The open segment file, for syncing on another thread.
+    pub fn handle(&self) -> Arc<File> {
+        self.file.clone()
+    }
+
+    /// The segment file's path.
+    pub fn path(&self) -> PathBuf {
+        self.layout.segment(self.seg)
     }
 
     /// Bytes in the segment so far.

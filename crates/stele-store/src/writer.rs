@@ -2,11 +2,16 @@
 //!
 //! Appenders queue requests; the writer takes everything queued (up to a bound), resolves
 //! idempotent retries, stamps one commit time, hashes the new leaves, writes all their frames
-//! with one `write` per segment and one `fdatasync`, and only then updates the derived files,
-//! publishes the new size and answers. Publishing checkpoints on this same thread means a
-//! checkpoint can make the derived files durable at exactly the size it signs.
+//! with one `write` per segment and updates the derived tree files, then hands the group to
+//! the fsync thread ([`crate::syncer`]), which makes it durable with one `fdatasync` and only
+//! then indexes its ids, publishes the new size and answers. Publishing checkpoints on this
+//! thread, after waiting for the fsync thread, means a checkpoint can make the derived files
+//! durable at exactly the size it signs.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
+
+/// Keyed by client-chosen ids, so randomly seeded (no engineered collisions), but fast.
+type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
@@ -28,6 +33,7 @@ use crate::layout::{Layout, BUNDLE_WIDTH, ENTRIES_PER_SEGMENT};
 use crate::levels::LevelWriter;
 use crate::segments::SegmentWriter;
 use crate::shared::Shared;
+use crate::syncer::{Reply, SyncJob, Syncer};
 use crate::types::{Appended, NewEntry, SignedCheckpoint};
 
 /// Most entries one group commit takes.
@@ -70,10 +76,19 @@ pub(crate) struct Writer {
     pub checkpoint_interval: Duration,
     pub checkpointed_size: u64,
     pub last_checkpoint_at: Instant,
+    /// The fsync thread, started with the first group.
+    pub syncer: Option<Syncer>,
+    /// Ids of groups handed to the fsync thread and not yet in the id index.
+    pub in_flight: InFlight,
 }
 
-/// Where a request's answer goes.
-type Reply = oneshot::Sender<Result<Vec<Appended>>>;
+/// Ids appended by groups still in the pipeline, so a retry in the next group finds them.
+#[derive(Default)]
+pub(crate) struct InFlight {
+    ids: FastMap<[u8; 16], ([u8; 16], Appended)>,
+    /// Per group: the log size once it is done, and its ids.
+    groups: VecDeque<(u64, Vec<[u8; 16]>)>,
+}
 
 /// Where one requested entry ends up.
 enum Slot {
@@ -81,6 +96,8 @@ enum Slot {
     New(usize),
     /// Already in the log before this group.
     Existing(IdRecord),
+    /// Appended by an earlier group that is still being made durable.
+    InFlight(Appended),
 }
 
 impl Writer {
@@ -149,6 +166,7 @@ impl Writer {
                 }
             }
         }
+        self.drain();
         if self.frontier.size() > self.checkpointed_size
             && !self.shared.poisoned.load(Ordering::Acquire)
         {
@@ -156,6 +174,13 @@ impl Writer {
                 tracing::error!(error = %e, "final checkpoint failed");
             }
         }
+        if !self.shared.poisoned.load(Ordering::Acquire) {
+            // Spares the next open re-indexing what is still in memory.
+            if let Err(e) = self.ids.flush() {
+                tracing::warn!(error = %e, "writing the id index on close failed; the next open re-indexes");
+            }
+        }
+        drop(self.syncer.take());
     }
 
     pub(crate) fn commit_group(&mut self, group: Vec<AppendRequest>) {
@@ -165,8 +190,9 @@ impl Writer {
             }
             return;
         }
+        self.prune_in_flight();
         // 1. Resolve ids: retries of stored events, retries within this group, conflicts.
-        let mut pending_ids: HashMap<[u8; 16], ([u8; 16], usize)> = HashMap::new();
+        let mut pending_ids: FastMap<[u8; 16], ([u8; 16], usize)> = FastMap::default();
         let mut new_entries: Vec<NewEntry> = Vec::new();
         let mut plans: Vec<(Reply, Vec<Slot>)> = Vec::new();
         let mut ids_reader = None;
@@ -174,7 +200,7 @@ impl Writer {
             let mut slots = Vec::with_capacity(req.entries.len());
             // Ids new in this request: joined to `pending_ids` only if the whole request is
             // accepted (a conflict rejects the request, and its ids must not linger).
-            let mut local: HashMap<[u8; 16], ([u8; 16], usize)> = HashMap::new();
+            let mut local: FastMap<[u8; 16], ([u8; 16], usize)> = FastMap::default();
             let base = new_entries.len();
             let mut mine: Vec<NewEntry> = Vec::new();
             for e in req.entries {
@@ -191,16 +217,18 @@ impl Writer {
                         slots.push(Slot::New(pos));
                         continue;
                     }
-                    let reader = match &ids_reader {
-                        Some(r) => r,
-                        None => match self.ids.reader() {
-                            Ok(r) => ids_reader.insert(r),
-                            Err(e) => {
-                                let _ = req.reply.send(Err(e));
-                                continue 'requests;
-                            }
-                        },
-                    };
+                    if let Some((digest, appended)) = self.in_flight.ids.get(&k.id) {
+                        if *digest != k.digest {
+                            let _ = req.reply.send(Err(StoreError::Conflict {
+                                id: uuid::Uuid::from_bytes(k.id).to_string(),
+                                index: appended.index,
+                            }));
+                            continue 'requests;
+                        }
+                        slots.push(Slot::InFlight(*appended));
+                        continue;
+                    }
+                    let reader = ids_reader.get_or_insert_with(|| self.ids.reader());
                     match reader.get(&k.id) {
                         Ok(Some(rec)) if rec.digest == k.digest => {
                             slots.push(Slot::Existing(rec));
@@ -228,6 +256,8 @@ impl Writer {
             new_entries.extend(mine);
             plans.push((req.reply, slots));
         }
+        // The reader holds the index's in-memory tiers; step 4 inserts into them.
+        drop(ids_reader);
 
         // 2. One commit time for the group, never before the previous one.
         let time_ns = (self.clock)().max(self.last_time_ns);
@@ -245,9 +275,8 @@ impl Writer {
         }
         let leaves = hash_leaves(&new_entries);
 
-        // 3. Frames, one write per segment, one fdatasync: the durability point.
+        // 3. Frames, one write per segment; the fsync thread makes them durable.
         let start = self.frontier.size();
-        let fsync_started = Instant::now();
         let bundle_starts = match self.write_frames(start, time_ns, &new_entries) {
             Ok(b) => b,
             Err(e) => {
@@ -258,12 +287,11 @@ impl Writer {
                 return;
             }
         };
-        self.shared
-            .metrics
-            .observe_commit(new_entries.len(), fsync_started.elapsed());
+        let written_at = Instant::now();
         self.last_time_ns = time_ns;
 
-        // 4. Derived state: tree nodes, bundle offsets, ids.
+        // 4. Derived tree files: tree nodes, bundle offsets (written, not yet synced: recovery
+        // truncates both to the checkpoint and rebuilds them from the entries).
         for off in bundle_starts {
             self.bundles.push(off);
         }
@@ -282,28 +310,17 @@ impl Writer {
                     .map(|k| Indexed::new(k.id, start + i as u64, time_ns, k.digest, leaf))
             })
             .collect();
-        let derived = self
-            .levels
-            .flush()
-            .and_then(|_| self.bundles.flush())
-            .and_then(|_| {
-                if records.is_empty() {
-                    Ok(())
-                } else {
-                    self.ids.insert(&records, end, false)
-                }
-            });
-        if let Err(e) = derived {
-            // The entries are durable; only derived files failed. Recovery rebuilds them, but
-            // this process must not go on serving from them.
+        if let Err(e) = self.levels.flush().and_then(|_| self.bundles.flush()) {
+            // Only derived files failed; still, this process must not go on serving from
+            // them. The group is still made durable and answered: its entries are written.
             self.poison(&e);
         }
-        self.shared.size.store(end, Ordering::Release);
-        self.shared.metrics.tree_size.set(end as i64);
 
-        // 5. Answer.
+        // 5. Answers, sent by the fsync thread once the group is durable.
+        let mut answers = Vec::with_capacity(plans.len());
+        // Group-wide: of all requests naming a new entry, only the first appended it.
+        let mut seen = std::collections::HashSet::new();
         for (reply, slots) in plans {
-            let mut seen = std::collections::HashSet::new();
             let result: Result<Vec<Appended>> = slots
                 .into_iter()
                 .map(|s| match s {
@@ -322,20 +339,97 @@ impl Writer {
                         time: Timestamp::from_unix_nanos(rec.time_ns),
                         duplicate: true,
                     }),
+                    Slot::InFlight(a) => Ok(Appended {
+                        duplicate: true,
+                        ..a
+                    }),
                 })
                 .collect();
-            let _ = reply.send(result);
+            answers.push((reply, result));
+        }
+        if !records.is_empty() {
+            let mut ids = Vec::with_capacity(records.len());
+            for r in &records {
+                let appended = Appended {
+                    index: r.record.index,
+                    leaf_hash: leaves
+                        .get((r.record.index - start) as usize)
+                        .copied()
+                        .unwrap_or_default(),
+                    time,
+                    duplicate: false,
+                };
+                self.in_flight.ids.insert(r.id, (r.record.digest, appended));
+                ids.push(r.id);
+            }
+            self.in_flight.groups.push_back((end, ids));
+        }
+        let job = SyncJob {
+            file: self.segments.handle(),
+            path: self.segments.path(),
+            end,
+            appended: new_entries.len(),
+            since: written_at,
+            records,
+            answers,
+        };
+        match self.syncer() {
+            Some(s) => s.submit(job),
+            None => {
+                for (reply, _) in job.answers {
+                    let _ = reply.send(Err(StoreError::Poisoned));
+                }
+            }
         }
     }
 
-    /// Writes the frames for `entries` (first index `start`), syncs, and returns the offsets of
-    /// the bundles that start in them.
+    /// The fsync thread, started on first use.
+    fn syncer(&mut self) -> Option<&mut Syncer> {
+        if self.syncer.is_none() {
+            match Syncer::start(self.shared.clone(), self.ids.clone()) {
+                Ok(s) => self.syncer = Some(s),
+                Err(e) => {
+                    self.poison(&e);
+                    return None;
+                }
+            }
+        }
+        self.syncer.as_mut()
+    }
+
+    /// Waits until every group handed to the fsync thread is durable and answered.
+    pub(crate) fn drain(&mut self) {
+        if let Some(s) = &self.syncer {
+            s.drain();
+        }
+        self.prune_in_flight();
+    }
+
+    /// Forgets in-flight ids that the id index now holds.
+    fn prune_in_flight(&mut self) {
+        let done = self.shared.size.load(Ordering::Acquire);
+        while self
+            .in_flight
+            .groups
+            .front()
+            .is_some_and(|(end, _)| *end <= done)
+        {
+            if let Some((_, ids)) = self.in_flight.groups.pop_front() {
+                for id in ids {
+                    self.in_flight.ids.remove(&id);
+                }
+            }
+        }
+    }
+
+    /// Writes the frames for `entries` (first index `start`) and returns the offsets of the
+    /// bundles that start in them. Only a segment it finishes is synced here; the last one is
+    /// the fsync thread's.
     fn write_frames(&mut self, start: u64, time_ns: i64, entries: &[NewEntry]) -> Result<Vec<u64>> {
         let mut bundle_starts = Vec::new();
         let mut buf =
             Vec::with_capacity(entries.iter().map(|e| e.data.len() + 2).sum::<usize>() + 64);
         let mut i = 0usize;
-        let mut dirty = false;
         while i < entries.len() {
             let index = start + i as u64;
             if index.is_multiple_of(ENTRIES_PER_SEGMENT)
@@ -361,13 +455,9 @@ impl Writer {
                 entries[i..i + run].iter().map(|e| e.data.as_slice()),
             );
             i += run;
-            dirty = true;
         }
         if !buf.is_empty() {
             self.segments.append(&buf)?;
-        }
-        if dirty {
-            self.segments.sync()?;
         }
         Ok(bundle_starts)
     }
@@ -379,13 +469,14 @@ impl Writer {
 
     /// Makes derived files durable at the current size, then signs and writes a checkpoint.
     pub fn publish_checkpoint(&mut self) -> Result<SignedCheckpoint> {
+        self.drain();
         if self.shared.poisoned.load(Ordering::Acquire) {
             return Err(StoreError::Poisoned);
         }
         let size = self.frontier.size();
         self.levels.sync()?;
         self.bundles.sync()?;
-        self.ids.sync(size)?;
+        self.ids.checkpoint()?;
         let cp = Checkpoint {
             origin: self.signer.name().to_string(),
             size,

@@ -598,3 +598,93 @@ fn damage_tail(path: &Path, keep: u64, len: u64, next: &mut impl FnMut(u64) -> u
     f.set_len(cut).unwrap();
     std::os::unix::fs::FileExt::write_all_at(&f, &garbage, cut).unwrap();
 }
+
+/// Retries racing their originals through the write pipeline (one group syncing while the next
+/// is prepared) are answered from the original, and never appended twice.
+#[test]
+fn retries_racing_through_the_pipeline_are_never_appended_twice() {
+    use std::collections::HashMap;
+    let tmp = tempfile::tempdir().unwrap();
+    let store = std::sync::Arc::new(open(tmp.path()));
+    const IDS: u8 = 200;
+    // Each thread keeps requests in flight, drawing ids from a small set so that a retry
+    // often lands in the group after its original, while that one is still syncing. One
+    // request in 16 carries the id with another digest: a conflict.
+    let threads: Vec<_> = (0..4u32)
+        .map(|t| {
+            let store = store.clone();
+            std::thread::spawn(move || {
+                let mut out = Vec::new();
+                let mut queue = std::collections::VecDeque::new();
+                for n in 0..1500u32 {
+                    let x = n.wrapping_mul(2_654_435_761).wrapping_add(t * 97);
+                    let id = (x % u32::from(IDS)) as u8;
+                    let digest = if x % 16 == 0 { id.wrapping_add(1) } else { id };
+                    let rx = store
+                        .append_pipelined(vec![keyed(id, digest, "racing")])
+                        .unwrap();
+                    queue.push_back((id, digest, rx));
+                    if queue.len() >= 24 {
+                        let (id, digest, rx) = queue.pop_front().unwrap();
+                        out.push((id, digest, rx.blocking_recv().unwrap()));
+                    }
+                }
+                for (id, digest, rx) in queue {
+                    out.push((id, digest, rx.blocking_recv().unwrap()));
+                }
+                out
+            })
+        })
+        .collect();
+    let results: Vec<_> = threads
+        .into_iter()
+        .flat_map(|h| h.join().unwrap())
+        .collect();
+    let size = store.size();
+    let commits = store.metrics().commits.get();
+    assert!(
+        commits > 10,
+        "the requests should spread over many groups, got {commits}"
+    );
+    // The log: each id once.
+    let mut stored: HashMap<[u8; 16], (u64, [u8; 16])> = HashMap::new();
+    for i in 0..size {
+        let k = key_of(&store.entry(i).unwrap()).unwrap();
+        assert!(
+            stored.insert(k.id, (i, k.digest)).is_none(),
+            "id {:?} appended twice (again at {i})",
+            k.id[0]
+        );
+    }
+    let mut firsts: HashMap<u8, u32> = HashMap::new();
+    for (id, digest, result) in results {
+        let (index, stored_digest) = stored[&[id; 16]];
+        match result {
+            Ok(acks) => {
+                assert_eq!(acks.len(), 1);
+                assert_eq!(acks[0].index, index, "id {id} answered with another index");
+                assert_eq!(
+                    stored_digest, [digest; 16],
+                    "id {id} acknowledged other content"
+                );
+                assert_eq!(acks[0].leaf_hash, leaf_hash(&store.entry(index).unwrap()));
+                if !acks[0].duplicate {
+                    *firsts.entry(id).or_default() += 1;
+                }
+            }
+            Err(StoreError::Conflict { index: at, .. }) => {
+                assert_eq!(at, index, "conflict on id {id} names another index");
+                assert_ne!(
+                    stored_digest, [digest; 16],
+                    "id {id} refused its own content"
+                );
+            }
+            Err(e) => panic!("unexpected error for id {id}: {e}"),
+        }
+    }
+    for (id, n) in firsts {
+        assert_eq!(n, 1, "id {id} acknowledged as new {n} times");
+    }
+    assert_eq!(size, stored.len() as u64);
+    store.close().unwrap();
+}
