@@ -41,8 +41,9 @@ const CACHE_BYTES: u64 = 64 << 20;
 /// Journal size at which fjall flushes memtables to tables (its minimum).
 const MAX_JOURNAL_BYTES: u64 = 64 << 20;
 /// Records at which the active layer is frozen and written to disk. Bounds memory (two layers
-/// of about 90 bytes a record) and the work recovery redoes after a crash.
-const FREEZE_RECORDS: usize = 1 << 18;
+/// of 19 MiB: 7/8 of 2^18 fills hash tables of 2^18 buckets exactly) and the work recovery
+/// redoes after a crash.
+const FREEZE_RECORDS: usize = (1 << 18) / 8 * 7;
 /// At a checkpoint, a non-empty active layer older than this is written out too, so a quiet
 /// log's index reaches disk without waiting for [`FREEZE_RECORDS`] events.
 const FREEZE_AGE: Duration = Duration::from_secs(30);
@@ -131,6 +132,15 @@ struct Layer {
 }
 
 impl Layer {
+    /// Sized for a whole layer, so filling it never rehashes.
+    fn with_capacity(records: usize, through: u64) -> Layer {
+        Layer {
+            ids: FastMap::with_capacity_and_hasher(records, Default::default()),
+            leaves: FastMap::with_capacity_and_hasher(records, Default::default()),
+            through,
+        }
+    }
+
     fn len(&self) -> usize {
         self.ids.len()
     }
@@ -144,6 +154,9 @@ struct Tiers {
     frozen: Option<Arc<Layer>>,
     /// `indexed_through` as last made durable.
     on_disk: u64,
+    /// A written layer's emptied maps, kept for the next active layer: refilling allocated
+    /// tables costs no page faults.
+    spare: Option<Layer>,
 }
 
 /// The keyspaces, shared with the background writer.
@@ -201,6 +214,7 @@ impl IdIndex {
                 active_since: Instant::now(),
                 frozen: None,
                 on_disk: through,
+                spare: None,
             })),
             flusher: Mutex::new(None),
             freeze_records: FREEZE_RECORDS,
@@ -334,13 +348,14 @@ impl IdIndex {
         let layer = {
             let mut t = self.tiers.write().unwrap_or_else(|p| p.into_inner());
             let through = t.active.through;
-            let layer = Arc::new(std::mem::replace(
-                &mut t.active,
-                Layer {
-                    through,
-                    ..Layer::default()
-                },
-            ));
+            let next = match t.spare.take() {
+                Some(mut spare) => {
+                    spare.through = through;
+                    spare
+                }
+                None => Layer::with_capacity(self.freeze_records, through),
+            };
+            let layer = Arc::new(std::mem::replace(&mut t.active, next));
             t.active_since = Instant::now();
             t.frozen = Some(layer.clone());
             layer
@@ -351,6 +366,11 @@ impl IdIndex {
             let mut t = tiers.write().unwrap_or_else(|p| p.into_inner());
             t.frozen = None;
             t.on_disk = layer.through;
+            if let Ok(mut done) = Arc::try_unwrap(layer) {
+                done.ids.clear();
+                done.leaves.clear();
+                t.spare = Some(done);
+            }
             Ok(())
         };
         if wait {

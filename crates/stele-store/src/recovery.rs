@@ -309,6 +309,7 @@ pub(crate) fn recover(
         last_checkpoint_at: Instant::now(),
         syncer: None,
         in_flight: Default::default(),
+        frame_buf: Vec::new(),
     };
     Ok((writer, report))
 }

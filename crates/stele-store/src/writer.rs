@@ -80,6 +80,8 @@ pub(crate) struct Writer {
     pub syncer: Option<Syncer>,
     /// Ids of groups handed to the fsync thread and not yet in the id index.
     pub in_flight: InFlight,
+    /// The frames of a group, reused.
+    pub frame_buf: Vec<u8>,
 }
 
 /// Ids appended by groups still in the pipeline, so a retry in the next group finds them.
@@ -427,8 +429,10 @@ impl Writer {
     /// the fsync thread's.
     fn write_frames(&mut self, start: u64, time_ns: i64, entries: &[NewEntry]) -> Result<Vec<u64>> {
         let mut bundle_starts = Vec::new();
-        let mut buf =
-            Vec::with_capacity(entries.iter().map(|e| e.data.len() + 2).sum::<usize>() + 64);
+        // Reused across groups: a fresh buffer of tens of MB is fresh pages to fault in.
+        let mut buf = std::mem::take(&mut self.frame_buf);
+        buf.clear();
+        buf.reserve(entries.iter().map(|e| e.data.len() + 2).sum::<usize>() + 64);
         let mut i = 0usize;
         while i < entries.len() {
             let index = start + i as u64;
@@ -459,6 +463,7 @@ impl Writer {
         if !buf.is_empty() {
             self.segments.append(&buf)?;
         }
+        self.frame_buf = buf;
         Ok(bundle_starts)
     }
 
