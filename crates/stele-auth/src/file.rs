@@ -67,6 +67,8 @@ impl FileStamp {
 #[derive(Clone, Debug)]
 pub struct TokenStore {
     data: PathBuf,
+    /// `DATA/auth/tokens.json`, built once: the server stats it on every request.
+    tokens: PathBuf,
 }
 
 /// The tokens as read at one moment, with the stamp of the file they were read from (`None`
@@ -84,6 +86,7 @@ impl TokenStore {
     pub fn new(data: &Path) -> TokenStore {
         TokenStore {
             data: data.to_path_buf(),
+            tokens: data.join("auth").join("tokens.json"),
         }
     }
 
@@ -94,7 +97,7 @@ impl TokenStore {
 
     /// `DATA/auth/tokens.json`.
     pub fn path(&self) -> PathBuf {
-        self.dir().join("tokens.json")
+        self.tokens.clone()
     }
 
     /// `DATA/admin.token`.
@@ -107,11 +110,10 @@ impl TokenStore {
     /// # Errors
     /// I/O errors other than the file being absent.
     pub fn stamp(&self) -> Result<Option<FileStamp>, AuthError> {
-        let path = self.path();
-        match std::fs::metadata(&path) {
+        match std::fs::metadata(&self.tokens) {
             Ok(m) => Ok(Some(FileStamp::of(&m))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-            Err(e) => Err(AuthError::io("stat", path)(e)),
+            Err(e) => Err(AuthError::io("stat", self.path())(e)),
         }
     }
 

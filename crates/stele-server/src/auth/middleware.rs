@@ -29,20 +29,19 @@ pub(crate) async fn enforce(
         return next.run(req).await;
     };
     // Requests no route matches are answered 404/405 by the fallbacks; nothing to protect.
-    let Some(route) = req
-        .extensions()
-        .get::<MatchedPath>()
-        .map(|m| m.as_str().to_owned())
-    else {
+    // A cheap handle (shared string): the route is copied out only when a record needs it.
+    let Some(route) = req.extensions().get::<MatchedPath>().cloned() else {
         req.extensions_mut().insert(Caller::Anonymous);
         return next.run(req).await;
     };
-    let rule = rule_for(req.method(), &route, req.uri().path());
+    let rule = rule_for(req.method(), route.as_str(), req.uri().path());
     let Some(roles) = rule.access.roles(auth.settings()) else {
         req.extensions_mut().insert(Caller::Anonymous);
         return next.run(req).await;
     };
-    let info = request_info(&req, route);
+    // What a meta-log record says of the request: taken now (the request moves on below),
+    // but only for audited routes; a refusal builds its own.
+    let info = rule.audit.is_some().then(|| request_info(&req, &route));
     let has_body = req.headers().contains_key(header::TRANSFER_ENCODING)
         || req
             .headers()
@@ -86,7 +85,7 @@ pub(crate) async fn enforce(
             };
             record_failure_later(
                 &auth,
-                &info,
+                &request_info(&req, &route),
                 &failure.actor_id(),
                 StatusCode::UNAUTHORIZED,
                 &failure.message(),
@@ -113,7 +112,7 @@ pub(crate) async fn enforce(
         };
         record_failure_later(
             &auth,
-            &info,
+            &request_info(&req, &route),
             &principal.id,
             StatusCode::FORBIDDEN,
             &denied.to_string(),
@@ -125,7 +124,10 @@ pub(crate) async fn enforce(
     req.extensions_mut()
         .insert(Caller::Principal(Arc::clone(&principal)));
     let response = next.run(req).await;
-    record_request(&auth, rule, &principal, &info, response).await
+    match &info {
+        Some(info) => record_request(&auth, rule, &principal, info, response).await,
+        None => response,
+    }
 }
 
 /// Meta-logs an audited request before its answer leaves: if the log refuses the record, the
@@ -210,12 +212,12 @@ fn refusal(has_body: bool, e: ApiError) -> Response {
     response
 }
 
-fn request_info(req: &Request, route: String) -> RequestInfo {
+fn request_info(req: &Request, route: &MatchedPath) -> RequestInfo {
     RequestInfo {
         method: req.method().as_str().to_owned(),
         path: req.uri().path().to_owned(),
         query: req.uri().query().map(str::to_owned),
-        route,
+        route: route.as_str().to_owned(),
         ip: req
             .extensions()
             .get::<ConnectInfo<SocketAddr>>()
