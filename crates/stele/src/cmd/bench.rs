@@ -76,6 +76,9 @@ pub struct BenchArgs {
     /// Concurrent connections for the single-event HTTP bench.
     #[arg(long, default_value_t = 64)]
     pub connections: usize,
+    /// Concurrent connections for the batched HTTP bench.
+    #[arg(long, default_value_t = 8)]
+    pub batch_connections: usize,
     /// Run the HTTP benches twice, without and with authentication (a writer token on every
     /// request, checked and rate-limited as in production), and print the difference.
     #[arg(long)]
@@ -480,7 +483,7 @@ fn http(
             .collect();
         let (n, secs, cpu) = client_rt.block_on(load(
             &url,
-            8,
+            args.batch_connections,
             dur,
             body,
             "application/x-ndjson",
@@ -492,7 +495,7 @@ fn http(
             rate: n as f64 / secs,
             cpu_us: cpu.as_secs_f64() * 1e6 / n.max(1) as f64,
         };
-        println!("http batched (NDJSON, {per_req} events/request, 8 connections{label}): {:.0} events/s over {secs:.1} s, {:.2} CPU-µs/event", r.rate, r.cpu_us);
+        println!("http batched (NDJSON, {per_req} events/request, {} connections{label}): {:.0} events/s over {secs:.1} s, {:.2} CPU-µs/event", args.batch_connections, r.rate, r.cpu_us);
         rates.push(r);
     }
     if single {
