@@ -33,6 +33,7 @@ mod index;
 mod posting;
 pub mod query;
 pub mod replay;
+mod scan;
 pub mod synth;
 
 pub use error::{IndexError, Result};
