@@ -35,6 +35,7 @@ pub mod query;
 pub mod replay;
 mod scan;
 pub mod synth;
+mod terms;
 
 pub use error::{IndexError, Result};
 pub use fields::Field;
