@@ -146,6 +146,38 @@ impl<'a> Reader<'a> {
         self.b.get(self.pos).copied()
     }
 
+    /// Moves past string content that needs no attention: up to the next `"`, `\\` or control
+    /// character (or the end). Eight bytes at a time, since strings are most of an entry.
+    fn skip_plain(&mut self) {
+        const ONES: u64 = 0x0101_0101_0101_0101;
+        const HIGH: u64 = 0x8080_8080_8080_8080;
+        while let Some(chunk) = self.b.get(self.pos..self.pos + 8) {
+            let mut w = [0u8; 8];
+            w.copy_from_slice(chunk);
+            let x = u64::from_le_bytes(w);
+            // A byte's high bit is set in `special` if it is a quote, a backslash or below
+            // 0x20 (the classic "has zero byte" / "has byte less than" tests). Borrows can
+            // only flag bytes above a real match, so the lowest flag is exact.
+            let quote = x ^ (ONES * u64::from(b'"'));
+            let backslash = x ^ (ONES * u64::from(b'\\'));
+            let special = (quote.wrapping_sub(ONES) & !quote
+                | backslash.wrapping_sub(ONES) & !backslash
+                | x.wrapping_sub(ONES * 0x20) & !x)
+                & HIGH;
+            if special != 0 {
+                self.pos += special.trailing_zeros() as usize / 8;
+                return;
+            }
+            self.pos += 8;
+        }
+        while let Some(c) = self.peek() {
+            if c == b'"' || c == b'\\' || c < 0x20 {
+                return;
+            }
+            self.pos += 1;
+        }
+    }
+
     fn ws(&mut self) {
         while let Some(b' ' | b'\n' | b'\r' | b'\t') = self.peek() {
             self.pos += 1;
@@ -189,13 +221,9 @@ impl<'a> Reader<'a> {
     fn key(&mut self) -> Option<&'a str> {
         self.eat(b'"')?;
         let start = self.pos;
-        loop {
-            match self.peek()? {
-                b'"' => break,
-                b'\\' => return None,
-                c if c < 0x20 => return None,
-                _ => self.pos += 1,
-            }
+        self.skip_plain();
+        if self.peek()? != b'"' {
+            return None;
         }
         let key = self.s.get(start..self.pos)?;
         self.pos += 1;
@@ -325,17 +353,15 @@ impl<'a> Reader<'a> {
     fn string(&mut self) -> Option<Cow<'a, str>> {
         self.eat(b'"')?;
         let start = self.pos;
-        loop {
-            match self.peek()? {
-                b'"' => {
-                    let s = self.s.get(start..self.pos)?;
-                    self.pos += 1;
-                    return Some(Cow::Borrowed(s));
-                }
-                b'\\' => break,
-                c if c < 0x20 => return None,
-                _ => self.pos += 1,
+        self.skip_plain();
+        match self.peek()? {
+            b'"' => {
+                let s = self.s.get(start..self.pos)?;
+                self.pos += 1;
+                return Some(Cow::Borrowed(s));
             }
+            b'\\' => {}
+            _ => return None,
         }
         let mut out = String::from(self.s.get(start..self.pos)?);
         loop {
@@ -381,12 +407,7 @@ impl<'a> Reader<'a> {
                 c if c < 0x20 => return None,
                 _ => {
                     let run = self.pos;
-                    while let Some(c) = self.peek() {
-                        if c == b'"' || c == b'\\' || c < 0x20 {
-                            break;
-                        }
-                        self.pos += 1;
-                    }
+                    self.skip_plain();
                     out.push_str(self.s.get(run..self.pos)?);
                 }
             }
