@@ -101,16 +101,18 @@ impl OpenChunk {
         c
     }
 
-    /// Adds the next entries, in log order. Each entry's time is its commit time, or for an
+    /// Adds the next entries, in log order (`parts` one after another). Each entry's time is its commit time, or for an
     /// entry that is not an event the previous entry's (times stay non-decreasing so they can
     /// be searched); `prev_time` is the time of the entry before the first.
     ///
     /// The keyword tables and the full-text table are filled on two threads for a large
     /// batch: they are independent, and hash-map inserts are most of the indexing work.
-    pub fn extend(&mut self, xs: Vec<Extracted<'_>>, prev_time: i64) {
+    pub fn extend(&mut self, parts: Vec<Vec<Extracted<'_>>>, prev_time: i64) {
         let base = self.times.len();
         let mut prev = prev_time;
-        for (i, x) in xs.iter().enumerate() {
+        let xs = || parts.iter().flatten();
+        let count = parts.iter().map(Vec::len).sum::<usize>();
+        for (i, x) in xs().enumerate() {
             let time = x.time.map_or(prev, |t| t.max(prev));
             self.times.push(time);
             prev = time;
@@ -121,7 +123,7 @@ impl OpenChunk {
         let (keyword, rest) = self.tables.split_at_mut(TEXT);
         let text = &mut rest[0];
         let fill_keywords = |keyword: &mut [Terms]| {
-            for (i, x) in xs.iter().enumerate() {
+            for (i, x) in xs().enumerate() {
                 let offset = (base + i) as u16;
                 for (table, term) in keyword.iter_mut().zip(&x.terms) {
                     if let Some(term) = term {
@@ -131,13 +133,13 @@ impl OpenChunk {
             }
         };
         let fill_text = |text: &mut Terms| {
-            for (i, x) in xs.iter().enumerate() {
+            for (i, x) in xs().enumerate() {
                 for token in &x.tokens {
                     text.add(token, (base + i) as u16);
                 }
             }
         };
-        if xs.len() >= 1_024 {
+        if count >= 1_024 {
             std::thread::scope(|s| {
                 s.spawn(|| fill_text(text));
                 fill_keywords(keyword);
@@ -146,7 +148,8 @@ impl OpenChunk {
             fill_keywords(keyword);
             fill_text(text);
         }
-        self.changes.extend(xs.into_iter().filter_map(|x| x.change));
+        self.changes
+            .extend(parts.into_iter().flatten().filter_map(|x| x.change));
     }
 
     /// The last entry's time.

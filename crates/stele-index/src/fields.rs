@@ -281,13 +281,16 @@ fn finish(index: u64, p: Parts<'_>) -> Extracted<'_> {
         return Extracted::default();
     };
     let time = time.unix_nanos();
-    let mut tokens = Vec::with_capacity(p.context_tokens.len() + 8);
+    // The reason's tokens, then the context's: appended to the context's vector and rotated
+    // to the front, which spares an allocation per event.
+    let mut tokens = p.context_tokens;
+    let context = tokens.len();
     match p.reason {
         Some(Cow::Borrowed(reason)) => tokenize_into(reason, &mut tokens),
         Some(Cow::Owned(reason)) => tokenize_owned(&reason, &mut tokens),
         None => {}
     }
-    tokens.extend(p.context_tokens);
+    tokens.rotate_left(context);
     let action = p.action.unwrap_or_default();
     let change = ChangeKind::of_action(&action)
         .filter(|_| p.outcome.as_deref() == Some("allow"))
