@@ -21,18 +21,17 @@
 //! A posting of more than chunk size / 16 offsets is a bitmap, otherwise a `u16` list (see
 //! [`crate::posting`]).
 
-use std::collections::HashMap;
 use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
 
-use foldhash::fast::RandomState;
 use stele_core::Hash;
 
 use crate::error::{IndexError, Result};
 use crate::fields::{Extracted, INVALID, TABLES, TEXT};
 use crate::posting::{self, Posting};
 use crate::replay::ChangeRecord;
+use crate::terms::Terms;
 
 const MAGIC: &[u8; 4] = b"STXC";
 const FORMAT: u32 = 1;
@@ -71,13 +70,11 @@ pub(crate) trait ChunkRead {
     }
 }
 
-type TermMap = HashMap<Box<str>, Vec<u16>, RandomState>;
-
 /// The chunk being filled.
 pub(crate) struct OpenChunk {
     first: u64,
     times: Vec<i64>,
-    tables: Vec<TermMap>,
+    tables: Vec<Terms>,
     changes: Vec<ChangeRecord>,
 }
 
@@ -87,7 +84,7 @@ impl OpenChunk {
         OpenChunk {
             first,
             times: Vec::new(),
-            tables: (0..TABLES).map(|_| TermMap::default()).collect(),
+            tables: (0..TABLES).map(|_| Terms::default()).collect(),
             changes: Vec::new(),
         }
     }
@@ -96,49 +93,53 @@ impl OpenChunk {
     /// `previous` had (chunks of one log look alike; this saves rehashing while filling).
     pub fn like(first: u64, previous: &OpenChunk) -> Self {
         let mut c = OpenChunk::new(first);
-        for (t, p) in c.tables.iter_mut().zip(&previous.tables) {
-            t.reserve(p.len());
-        }
+        c.tables = previous
+            .tables
+            .iter()
+            .map(|p| Terms::with_capacity(p.len()))
+            .collect();
         c
     }
 
-    /// Adds the next entries, in log order. Each entry's time is its commit time, or for an
+    /// Adds the next entries, in log order (`parts` one after another). Each entry's time is its commit time, or for an
     /// entry that is not an event the previous entry's (times stay non-decreasing so they can
     /// be searched); `prev_time` is the time of the entry before the first.
     ///
     /// The keyword tables and the full-text table are filled on two threads for a large
     /// batch: they are independent, and hash-map inserts are most of the indexing work.
-    pub fn extend(&mut self, xs: Vec<Extracted<'_>>, prev_time: i64) {
+    pub fn extend(&mut self, parts: Vec<Vec<Extracted<'_>>>, prev_time: i64) {
         let base = self.times.len();
         let mut prev = prev_time;
-        for (i, x) in xs.iter().enumerate() {
+        let xs = || parts.iter().flatten();
+        let count = parts.iter().map(Vec::len).sum::<usize>();
+        for (i, x) in xs().enumerate() {
             let time = x.time.map_or(prev, |t| t.max(prev));
             self.times.push(time);
             prev = time;
             if x.time.is_none() {
-                add(&mut self.tables[INVALID], "", (base + i) as u16);
+                self.tables[INVALID].add("", (base + i) as u16);
             }
         }
         let (keyword, rest) = self.tables.split_at_mut(TEXT);
         let text = &mut rest[0];
-        let fill_keywords = |keyword: &mut [TermMap]| {
-            for (i, x) in xs.iter().enumerate() {
+        let fill_keywords = |keyword: &mut [Terms]| {
+            for (i, x) in xs().enumerate() {
                 let offset = (base + i) as u16;
                 for (table, term) in keyword.iter_mut().zip(&x.terms) {
                     if let Some(term) = term {
-                        add(table, term, offset);
+                        table.add(term, offset);
                     }
                 }
             }
         };
-        let fill_text = |text: &mut TermMap| {
-            for (i, x) in xs.iter().enumerate() {
+        let fill_text = |text: &mut Terms| {
+            for (i, x) in xs().enumerate() {
                 for token in &x.tokens {
-                    add(text, token, (base + i) as u16);
+                    text.add(token, (base + i) as u16);
                 }
             }
         };
-        if xs.len() >= 1_024 {
+        if count >= 1_024 {
             std::thread::scope(|s| {
                 s.spawn(|| fill_text(text));
                 fill_keywords(keyword);
@@ -147,7 +148,8 @@ impl OpenChunk {
             fill_keywords(keyword);
             fill_text(text);
         }
-        self.changes.extend(xs.into_iter().filter_map(|x| x.change));
+        self.changes
+            .extend(parts.into_iter().flatten().filter_map(|x| x.change));
     }
 
     /// The last entry's time.
@@ -157,8 +159,12 @@ impl OpenChunk {
 
     /// The sealed-chunk file bytes of this (full) chunk.
     pub fn encode(&self, chunk_size: u32, last_leaf: &Hash) -> Vec<u8> {
+        let cs = chunk_size as usize;
         let n = self.times.len();
-        let mut out = Vec::with_capacity(HEADER_LEN + n * 40);
+        // Serializing plain records cannot fail.
+        let changes = serde_json::to_vec(&self.changes).unwrap_or_else(|_| b"[]".to_vec());
+        let tables_len: usize = self.tables.iter().map(|t| encoded_len(t, cs)).sum();
+        let mut out = Vec::with_capacity(HEADER_LEN + n * 8 + tables_len + 4 + changes.len());
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&FORMAT.to_le_bytes());
         out.extend_from_slice(&self.first.to_le_bytes());
@@ -169,31 +175,28 @@ impl OpenChunk {
         for t in &self.times {
             out.extend_from_slice(&t.to_le_bytes());
         }
-        for table in &self.tables {
-            let mut terms: Vec<(&str, &Vec<u16>)> = table.iter().map(|(k, v)| (&**k, v)).collect();
-            terms.sort_unstable_by(|a, b| a.0.cmp(b.0));
-            let mut term_bytes = Vec::new();
-            let mut post_bytes = Vec::new();
-            let mut term_offs = vec![0u32];
-            let mut post_offs = vec![0u32];
-            for (term, offsets) in &terms {
-                term_bytes.extend_from_slice(term.as_bytes());
-                posting::encode(offsets, chunk_size as usize, &mut post_bytes);
-                term_offs.push(term_bytes.len() as u32);
-                post_offs.push(post_bytes.len() as u32);
-            }
-            out.extend_from_slice(&(terms.len() as u32).to_le_bytes());
-            for o in term_offs.iter().chain(&post_offs) {
-                out.extend_from_slice(&o.to_le_bytes());
-            }
-            for (_, offsets) in &terms {
-                out.extend_from_slice(&(offsets.len() as u32).to_le_bytes());
-            }
-            out.extend_from_slice(&term_bytes);
-            out.extend_from_slice(&post_bytes);
-        }
-        // Serializing plain records cannot fail.
-        let changes = serde_json::to_vec(&self.changes).unwrap_or_else(|_| b"[]".to_vec());
+        let (keyword, rest) = self.tables.split_at(TEXT);
+        let (text, invalid) = rest.split_at(1);
+        // The full-text table is the largest (each event's request id is a term of its own):
+        // sort and encode it on a second thread while this one does the keyword tables.
+        let text_bytes = if text.iter().map(Terms::len).sum::<usize>() >= 4_096 {
+            std::thread::scope(|s| {
+                let text = s.spawn(|| {
+                    let mut b = Vec::new();
+                    text.iter().for_each(|t| encode_table(t, cs, &mut b));
+                    b
+                });
+                keyword.iter().for_each(|t| encode_table(t, cs, &mut out));
+                text.join().unwrap_or_else(|p| std::panic::resume_unwind(p))
+            })
+        } else {
+            keyword.iter().for_each(|t| encode_table(t, cs, &mut out));
+            let mut b = Vec::new();
+            text.iter().for_each(|t| encode_table(t, cs, &mut b));
+            b
+        };
+        out.extend_from_slice(&text_bytes);
+        invalid.iter().for_each(|t| encode_table(t, cs, &mut out));
         out.extend_from_slice(&(changes.len() as u32).to_le_bytes());
         out.extend_from_slice(&changes);
         let crc = crc32c::crc32c(&out[HEADER_LEN..]);
@@ -202,15 +205,51 @@ impl OpenChunk {
     }
 }
 
-/// Adds `offset` to `term`'s posting; a term twice in one entry (a repeated word) is posted
-/// once, since offsets arrive in order.
-fn add(table: &mut TermMap, term: &str, offset: u16) {
-    match table.get_mut(term) {
-        Some(v) if v.last() == Some(&offset) => {}
-        Some(v) => v.push(offset),
-        None => {
-            table.insert(term.into(), vec![offset]);
-        }
+/// Bytes of a posting of `count` offsets in a sealed chunk of `chunk_size`.
+fn posting_len(count: usize, chunk_size: usize) -> usize {
+    if posting::is_dense(count, chunk_size) {
+        chunk_size / 8
+    } else {
+        count * 2
+    }
+}
+
+/// Bytes [`encode_table`] writes for `terms`.
+fn encoded_len(terms: &Terms, chunk_size: usize) -> usize {
+    let t = terms.len();
+    let postings: usize = terms
+        .iter()
+        .map(|(_, p)| posting_len(p.len(), chunk_size))
+        .sum();
+    4 + (t + 1) * 8 + t * 4 + terms.text_len() + postings
+}
+
+/// Appends one posting table: term count, term-byte offsets, posting-byte offsets, posting
+/// sizes, term bytes (sorted), posting bytes.
+fn encode_table(terms: &Terms, chunk_size: usize, out: &mut Vec<u8>) {
+    let sorted = terms.sorted();
+    out.reserve(encoded_len(terms, chunk_size));
+    out.extend_from_slice(&(sorted.len() as u32).to_le_bytes());
+    let mut at = 0u32;
+    out.extend_from_slice(&at.to_le_bytes());
+    for (term, _) in &sorted {
+        at += term.len() as u32;
+        out.extend_from_slice(&at.to_le_bytes());
+    }
+    let mut at = 0u32;
+    out.extend_from_slice(&at.to_le_bytes());
+    for (_, offsets) in &sorted {
+        at += posting_len(offsets.len(), chunk_size) as u32;
+        out.extend_from_slice(&at.to_le_bytes());
+    }
+    for (_, offsets) in &sorted {
+        out.extend_from_slice(&(offsets.len() as u32).to_le_bytes());
+    }
+    for (term, _) in &sorted {
+        out.extend_from_slice(term.as_bytes());
+    }
+    for (_, offsets) in &sorted {
+        posting::encode(offsets, chunk_size, out);
     }
 }
 
@@ -228,7 +267,7 @@ impl ChunkRead for OpenChunk {
     }
 
     fn posting(&self, table: usize, term: &str) -> Option<Posting<'_>> {
-        self.tables.get(table)?.get(term).map(|v| Posting::Mem(v))
+        self.tables.get(table)?.get(term).map(Posting::Mem)
     }
 
     fn visit<'a>(
@@ -238,7 +277,7 @@ impl ChunkRead for OpenChunk {
         f: &mut dyn FnMut(&'a str, Posting<'a>, u64),
     ) {
         if let Some(t) = self.tables.get(table) {
-            for (term, v) in t {
+            for (term, v) in t.iter() {
                 if term.starts_with(prefix) {
                     f(term, Posting::Mem(v), v.len() as u64);
                 }

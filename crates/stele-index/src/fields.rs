@@ -2,9 +2,10 @@
 //! full-text tokens of `reason` and `context`, and (for permission-change events) the change
 //! that replay folds.
 //!
-//! Parsing borrows from the entry bytes wherever the JSON has no escapes, and walks `context`
-//! without building a `serde_json::Value`, because this runs once per appended event and the
-//! index must keep up with the log.
+//! Parsing borrows from the entry bytes wherever the JSON has no escapes and never builds a
+//! `serde_json::Value`, because this runs once per appended event and the index must keep up
+//! with the log: a single-pass reader ([`crate::scan`]) takes nearly every entry, and serde
+//! reads (and defines the result for) whatever that reader is unsure of.
 
 use std::borrow::Cow;
 use std::fmt;
@@ -15,6 +16,7 @@ use serde_json::value::RawValue;
 use stele_core::timestamp::Timestamp;
 
 use crate::replay::{ChangeKind, ChangeRecord};
+use crate::scan::Parts;
 
 /// A keyword field: every event has at most one term in it, matched exactly.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -112,6 +114,41 @@ pub fn tokenize(text: &str, out: &mut Vec<String>) {
 /// [`tokenize`], borrowing tokens from `text` when they are already lowercase ASCII (most
 /// are), since this runs for every indexed event.
 pub(crate) fn tokenize_into<'a>(text: &'a str, out: &mut Vec<Cow<'a, str>>) {
+    if !text.is_ascii() {
+        return tokenize_unicode(text, out);
+    }
+    // For ASCII text, `char::is_alphanumeric` is `is_ascii_alphanumeric` and lowercasing is
+    // ASCII lowercasing: the same tokens as `tokenize_unicode`, without decoding chars.
+    let b = text.as_bytes();
+    let mut i = 0;
+    while i < b.len() {
+        if !b[i].is_ascii_alphanumeric() {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        let mut upper = false;
+        while i < b.len() && b[i].is_ascii_alphanumeric() {
+            upper |= b[i].is_ascii_uppercase();
+            i += 1;
+        }
+        if i - start > MAX_TOKEN_BYTES {
+            continue;
+        }
+        // Runs of ASCII bytes lie on char boundaries.
+        let Some(word) = text.get(start..i) else {
+            continue;
+        };
+        out.push(if upper {
+            Cow::Owned(word.to_ascii_lowercase())
+        } else {
+            Cow::Borrowed(word)
+        });
+    }
+}
+
+/// [`tokenize_into`] for text that is not all ASCII.
+fn tokenize_unicode<'a>(text: &'a str, out: &mut Vec<Cow<'a, str>>) {
     for word in text.split(|c: char| !c.is_alphanumeric()) {
         if word.is_empty() || word.len() > MAX_TOKEN_BYTES {
             continue;
@@ -127,14 +164,15 @@ pub(crate) fn tokenize_into<'a>(text: &'a str, out: &mut Vec<Cow<'a, str>>) {
     }
 }
 
-fn tokenize_owned(text: &str, out: &mut Vec<Cow<'_, str>>) {
+/// [`tokenize_into`] for text that does not outlive the call: every token is owned.
+pub(crate) fn tokenize_owned(text: &str, out: &mut Vec<Cow<'_, str>>) {
     let mut tokens = Vec::new();
     tokenize_into(text, &mut tokens);
     out.extend(tokens.into_iter().map(|t| Cow::Owned(t.into_owned())));
 }
 
 /// What the index keeps of one entry.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, PartialEq)]
 pub(crate) struct Extracted<'a> {
     /// Commit time in ns (`None` for an entry that is not an event).
     pub time: Option<i64>,
@@ -193,41 +231,83 @@ struct RawResource<'a> {
 /// Extracts the indexed fields of `entry` at log index `index`. An entry that is not a stored
 /// event (not JSON, or lacking a required field or a valid `time`) yields `time: None` and
 /// nothing else: the index records it as not an event, and no query returns it.
+///
+/// The single-pass reader in [`crate::scan`] handles nearly every entry; whatever it is unsure
+/// of, serde reads, and serde's reading is what defines the result.
 pub(crate) fn extract(index: u64, entry: &[u8]) -> Extracted<'_> {
-    let Ok(ev) = serde_json::from_slice::<RawEvent<'_>>(entry) else {
-        return Extracted::default();
-    };
-    let Ok(time) = Timestamp::parse(&ev.time) else {
+    match crate::scan::scan(entry).or_else(|| serde_parts(entry)) {
+        Some(parts) => finish(index, parts),
+        None => Extracted::default(),
+    }
+}
+
+/// [`extract`] by serde alone: the reference the fast path is tested against.
+#[cfg(test)]
+pub(crate) fn extract_serde(index: u64, entry: &[u8]) -> Extracted<'_> {
+    serde_parts(entry).map_or_else(Extracted::default, |p| finish(index, p))
+}
+
+/// The indexed fields of `entry` as serde reads them, or `None` if it is not an event.
+fn serde_parts(entry: &[u8]) -> Option<Parts<'_>> {
+    let ev = serde_json::from_slice::<RawEvent<'_>>(entry).ok()?;
+    let mut context_tokens = Vec::new();
+    if let Some(context) = ev.context {
+        let mut de = serde_json::Deserializer::from_str(context.get());
+        // A context that fails to walk (past serde_json's nesting limit, or holding a number
+        // an f64 cannot hold) adds the tokens found before the failure.
+        let _ = TextSink(&mut context_tokens).deserialize(&mut de);
+    }
+    Some(Parts {
+        action: Some(ev.action),
+        actor_kind: Some(ev.actor.kind),
+        actor_id: Some(ev.actor.id),
+        ip: ev.actor.ip,
+        session: ev.actor.session_id,
+        resource_kind: Some(ev.resource.kind),
+        resource_id: Some(ev.resource.id),
+        outcome: Some(ev.outcome),
+        tenant: ev.tenant,
+        source: ev.source,
+        reason: ev.reason,
+        time: Some(ev.time),
+        change: ev.change.map(RawValue::get),
+        context_tokens,
+    })
+}
+
+/// What the index keeps of an event's fields.
+fn finish(index: u64, p: Parts<'_>) -> Extracted<'_> {
+    let Some(Ok(time)) = p.time.as_deref().map(Timestamp::parse) else {
         return Extracted::default();
     };
     let time = time.unix_nanos();
-    let mut tokens = Vec::new();
-    match &ev.reason {
+    // The reason's tokens, then the context's: appended to the context's vector and rotated
+    // to the front, which spares an allocation per event.
+    let mut tokens = p.context_tokens;
+    let context = tokens.len();
+    match p.reason {
         Some(Cow::Borrowed(reason)) => tokenize_into(reason, &mut tokens),
-        Some(Cow::Owned(reason)) => tokenize_owned(reason, &mut tokens),
+        Some(Cow::Owned(reason)) => tokenize_owned(&reason, &mut tokens),
         None => {}
     }
-    if let Some(context) = ev.context {
-        let mut de = serde_json::Deserializer::from_str(context.get());
-        // A context that fails to walk (it cannot: it parsed as JSON) just adds no tokens.
-        let _ = TextSink(&mut tokens).deserialize(&mut de);
-    }
-    let change = ChangeKind::of_action(&ev.action)
-        .filter(|_| ev.outcome == "allow")
-        .and_then(|kind| ChangeRecord::parse(kind, index, time, ev.change?.get()));
+    tokens.rotate_left(context);
+    let action = p.action.unwrap_or_default();
+    let change = ChangeKind::of_action(&action)
+        .filter(|_| p.outcome.as_deref() == Some("allow"))
+        .and_then(|kind| ChangeRecord::parse(kind, index, time, p.change?));
     Extracted {
         time: Some(time),
         terms: [
-            Some(ev.actor.id),
-            Some(ev.actor.kind),
-            Some(ev.action),
-            Some(ev.resource.kind),
-            Some(ev.resource.id),
-            Some(ev.outcome),
-            ev.tenant,
-            ev.source,
-            ev.actor.session_id,
-            ev.actor.ip,
+            p.actor_id,
+            p.actor_kind,
+            Some(action),
+            p.resource_kind,
+            p.resource_id,
+            p.outcome,
+            p.tenant,
+            p.source,
+            p.session,
+            p.ip,
         ],
         tokens,
         change,

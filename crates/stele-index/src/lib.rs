@@ -33,7 +33,9 @@ mod index;
 mod posting;
 pub mod query;
 pub mod replay;
+mod scan;
 pub mod synth;
+mod terms;
 
 pub use error::{IndexError, Result};
 pub use fields::Field;
