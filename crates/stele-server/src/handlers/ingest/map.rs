@@ -119,10 +119,15 @@ pub fn client_time_from_nanos(nanos: u64) -> Option<String> {
 
 /// Builds an object from `(key, value)` pairs, leaving out `None`s.
 pub fn object<const N: usize>(fields: [(&str, Option<Value>); N]) -> Map<String, Value> {
-    fields
-        .into_iter()
-        .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v)))
-        .collect()
+    // Sized up front: collecting a `filter_map` starts from an empty map and grows (and
+    // rehashes) it two or three times per object, which showed in receiver profiles.
+    let mut map = Map::with_capacity(fields.iter().filter(|(_, v)| v.is_some()).count());
+    for (k, v) in fields {
+        if let Some(v) = v {
+            map.insert(k.to_owned(), v);
+        }
+    }
+    map
 }
 
 #[cfg(test)]
