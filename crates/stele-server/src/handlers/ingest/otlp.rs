@@ -7,8 +7,6 @@
 //! the log is busy, which the sender retries). Messages come from the `opentelemetry-proto`
 //! crate. The attribute conventions are in `docs/integrations/opentelemetry.md`.
 
-use std::collections::HashMap;
-
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -16,7 +14,7 @@ use axum::response::{IntoResponse, Response};
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope};
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
@@ -319,6 +317,17 @@ fn map_items(items: Vec<Item<'_>>, max_events: usize) -> Result<Vec<Mapped>, Api
         .collect())
 }
 
+/// The value of attribute `key`: the last one set when a key repeats (as a map built from
+/// the list would hold). A scan, not a map: records carry a handful of attributes, and
+/// hashing them all cost more than the lookups.
+fn lookup<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
+    attributes
+        .iter()
+        .rev()
+        .filter(|kv| kv.key == key)
+        .find_map(|kv| kv.value.as_ref())
+}
+
 /// A string form of an attribute value: strings as they are, numbers and booleans printed.
 fn text_of(v: &AnyValue) -> Option<String> {
     match v.value.as_ref()? {
@@ -546,28 +555,15 @@ fn map_record(index: usize, item: Item<'_>) -> Mapped {
             record_json(&record).map_err(|e| problem(format!("cannot encode the record: {e}")))?
         }
     };
-    let attrs: HashMap<&str, &AnyValue> = record
-        .attributes
-        .iter()
-        .filter_map(|kv| Some((kv.key.as_str(), kv.value.as_ref()?)))
-        .collect();
-    let resource_attrs: HashMap<&str, &AnyValue> = item
-        .resource
-        .map(|r| {
-            r.attributes
-                .iter()
-                .filter_map(|kv| Some((kv.key.as_str(), kv.value.as_ref()?)))
-                .collect()
-        })
-        .unwrap_or_default();
     let attr = |keys: &[&str]| {
         keys.iter()
-            .find_map(|k| attrs.get(k).and_then(|v| text_of(v)))
+            .find_map(|k| lookup(&record.attributes, k).and_then(text_of))
             .filter(|s| !s.is_empty())
     };
-    let service = resource_attrs
-        .get("service.name")
-        .and_then(|v| text_of(v))
+    let service = item
+        .resource
+        .and_then(|r| lookup(&r.attributes, "service.name"))
+        .and_then(text_of)
         .filter(|s| !s.is_empty());
 
     let user = attr(&["stele.actor.id", "enduser.id", "user.id"]);
@@ -734,7 +730,7 @@ fn map_record(index: usize, item: Item<'_>) -> Mapped {
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValue, KeyValueList};
+    use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
 
     use super::*;
 
@@ -835,6 +831,21 @@ mod tests {
             serde_json::from_str::<Value>(&got).unwrap();
         }
         assert_eq!(record_json(&LogRecord::default()).unwrap(), "{}");
+    }
+
+    #[test]
+    fn a_repeated_attribute_counts_with_its_last_value() {
+        let text = |s: &str| any(any_value::Value::StringValue(s.to_owned()));
+        let attributes = vec![
+            kv("user.id", text("first")),
+            kv("other", text("x")),
+            kv("user.id", text("last")),
+            kv("user.id", None),
+        ];
+        let found = lookup(&attributes, "user.id").and_then(text_of);
+        assert_eq!(found.as_deref(), Some("last"));
+        assert!(lookup(&attributes, "missing").is_none());
+        assert!(lookup(&[kv("k", None)], "k").is_none());
     }
 
     #[test]
