@@ -766,7 +766,10 @@ mod tests {
     fn record_json_matches_the_value_definition_byte_for_byte() {
         use any_value::Value as V;
         let every_kind = vec![
-            kv("s", any(V::StringValue("a \"quoted\" \\ line\n\u{1}é".to_owned()))),
+            kv(
+                "s",
+                any(V::StringValue("a \"quoted\" \\ line\n\u{1}é".to_owned())),
+            ),
             kv("empty", any(V::StringValue(String::new()))),
             kv("zero-string", any(V::StringValue("0".to_owned()))),
             kv("b", any(V::BoolValue(false))),
@@ -785,7 +788,10 @@ mod tests {
             kv(
                 "map",
                 any(V::KvlistValue(KeyValueList {
-                    values: vec![kv("inner", any(V::StringValue("x".to_owned()))), kv("none", None)],
+                    values: vec![
+                        kv("inner", any(V::StringValue("x".to_owned()))),
+                        kv("none", None),
+                    ],
                 })),
             ),
             kv("unset", None),
@@ -816,9 +822,7 @@ mod tests {
             },
             LogRecord {
                 observed_time_unix_nano: u64::MAX,
-                body: any(V::KvlistValue(KeyValueList {
-                    values: every_kind,
-                })),
+                body: any(V::KvlistValue(KeyValueList { values: every_kind })),
                 flags: u32::MAX,
                 trace_id: vec![0; 1],
                 ..Default::default()
