@@ -6,6 +6,12 @@
 //! repeat would be answered as a duplicate without being written): the Kubernetes bodies are
 //! a template whose `auditID`s are rewritten per request, and the OPA bodies are distinct
 //! decision arrays gzip-compressed before the clock starts, as OPA sends them.
+//!
+//! Server and client share the machine's cores, so besides the rate each bench prints CPU
+//! time per event: the receiver's own work measured alone on one thread (decode, map,
+//! validate and encode one request's records; no HTTP, no store), and during the run the
+//! store's writer thread and every other thread (server and client) separately. Those
+//! figures hold still when other work on the machine moves the rate.
 
 use std::io::Write;
 use std::path::Path;
@@ -117,6 +123,172 @@ fn otlp_body() -> Vec<u8> {
     .encode_to_vec()
 }
 
+/// One OPA upload: a gzip array of [`PER_REQUEST`] distinct decisions (request `r`).
+fn opa_body(r: u64) -> Vec<u8> {
+    let mut json = b"[".to_vec();
+    for i in 0..PER_REQUEST as u64 {
+        if i > 0 {
+            json.push(b',');
+        }
+        json.extend_from_slice(opa_decision(r * PER_REQUEST as u64 + i).as_bytes());
+    }
+    json.push(b']');
+    let mut z = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    let _ = z.write_all(&json);
+    z.finish().unwrap_or_default()
+}
+
+/// About 1 MiB of distinct framed syslog messages numbered from `first`, and how many.
+fn syslog_chunk(first: u64) -> (Vec<u8>, u64) {
+    let mut chunk = Vec::with_capacity(1 << 20);
+    let mut n = 0u64;
+    while chunk.len() < 1 << 20 {
+        chunk.extend_from_slice(&syslog_message(first + n));
+        n += 1;
+    }
+    (chunk, n)
+}
+
+/// CPU time of the calling thread, in seconds.
+fn thread_cpu_seconds() -> f64 {
+    let mut ts = libc::timespec {
+        tv_sec: 0,
+        tv_nsec: 0,
+    };
+    // SAFETY: clock_gettime writes into the struct we own; the clock id is always valid.
+    if unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) } != 0 {
+        return 0.0;
+    }
+    ts.tv_sec as f64 + ts.tv_nsec as f64 / 1e9
+}
+
+/// Microseconds of CPU per event the receiver spends on one request's worth of input
+/// (`input`: the request body, or for syslog a chunk of the stream), on this thread alone:
+/// what the server does between reading the bytes and handing entries to the store.
+/// Repeated for at least half a second of CPU.
+fn receiver_alone(receiver: Receiver, input: &impl ReceiverInput) -> Result<f64> {
+    use stele_server::handlers::ingest::{self as ingest, k8s, opa, otlp};
+    let config = stele_server::ServerConfig::default();
+    let limits = config.limits;
+    let ingest_limits = ingest::IngestLimits {
+        max_body_bytes: config.max_body_bytes,
+        max_decoded_bytes: config.max_decoded_bytes,
+    };
+    let now = ingest::now().map_err(|e| anyhow::anyhow!("{e}"))?;
+    let max = config.max_events;
+    let once = || -> Result<usize> {
+        let records = match receiver {
+            Receiver::Kubernetes => k8s::map_body(input.bytes(), max),
+            Receiver::Opa => ingest::gunzip(input.bytes(), ingest_limits.max_decoded_bytes)
+                .and_then(|b| opa::map_body(&b, max)),
+            Receiver::Otlp => otlp::map_body(input.bytes(), otlp::Encoding::Protobuf, max),
+            Receiver::Syslog => Ok(stele_server::syslog::map_stream(
+                input.bytes(),
+                "127.0.0.1:51122",
+            )),
+        }
+        .map_err(|e| anyhow::anyhow!("the bench's own input was refused: {e}"))?;
+        let n = records.len();
+        let (prepared, problems) = ingest::prepare_all(records, &limits, now);
+        if let Some(p) = problems.first() {
+            bail!(
+                "the bench's own input was refused: record {}: {}: {}",
+                p.record,
+                p.path,
+                p.message
+            );
+        }
+        drop(std::hint::black_box(prepared));
+        Ok(n)
+    };
+    once()?; // warm up
+    let start = thread_cpu_seconds();
+    let mut events = 0usize;
+    while thread_cpu_seconds() - start < 0.5 {
+        events += once()?;
+    }
+    Ok((thread_cpu_seconds() - start) * 1e6 / events.max(1) as f64)
+}
+
+/// What [`receiver_alone`] feeds a receiver.
+trait ReceiverInput {
+    fn bytes(&self) -> &[u8];
+}
+impl ReceiverInput for Vec<u8> {
+    fn bytes(&self) -> &[u8] {
+        self
+    }
+}
+impl ReceiverInput for (Vec<u8>, u64) {
+    fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// CPU seconds used so far by this process, and by the store's writer thread.
+struct ThreadCpu {
+    total: f64,
+    writer: f64,
+}
+
+impl ThreadCpu {
+    fn now() -> Self {
+        // SAFETY: getrusage writes into the struct we own; RUSAGE_SELF is always valid.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        let total = if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } == 0 {
+            let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
+            tv(ru.ru_utime) + tv(ru.ru_stime)
+        } else {
+            0.0
+        };
+        ThreadCpu {
+            total,
+            writer: named_threads_cpu("stele-writer"),
+        }
+    }
+
+    fn since(&self, earlier: &ThreadCpu) -> ThreadCpu {
+        ThreadCpu {
+            total: self.total - earlier.total,
+            writer: self.writer - earlier.writer,
+        }
+    }
+}
+
+/// CPU seconds (user + system) of this process's threads named `name`, from
+/// `/proc/self/task/*/stat` (clock ticks, so 10 ms resolution).
+fn named_threads_cpu(name: &str) -> f64 {
+    // SAFETY: sysconf has no preconditions.
+    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as f64;
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0.0;
+    };
+    tasks
+        .flatten()
+        .filter_map(|t| {
+            let comm = std::fs::read_to_string(t.path().join("comm")).ok()?;
+            if comm.trim_end() != name {
+                return None;
+            }
+            let stat = std::fs::read_to_string(t.path().join("stat")).ok()?;
+            // Fields after the parenthesised name: state is field 3, utime 14, stime 15.
+            let rest = stat.rsplit_once(')')?.1;
+            let mut fields = rest.split_whitespace().skip(11);
+            let utime: f64 = fields.next()?.parse().ok()?;
+            let stime: f64 = fields.next()?.parse().ok()?;
+            Some((utime + stime) / ticks)
+        })
+        .sum()
+}
+
+/// The 1-minute load average (other work on the machine shares its cores).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".to_owned())
+}
+
 /// Runs one receiver's bench and prints its figure.
 ///
 /// # Errors
@@ -150,7 +322,7 @@ pub fn run(dir: &Path, args: &BenchArgs, receiver: Receiver) -> Result<()> {
         stop_rx,
     ));
     let dur = Duration::from_secs(args.seconds);
-    let (events, secs, bytes) = match receiver {
+    let (events, secs, bytes, alone) = match receiver {
         Receiver::Kubernetes => {
             let mut template =
                 br#"{"kind":"EventList","apiVersion":"audit.k8s.io/v1","metadata":{},"items":["#
@@ -174,31 +346,18 @@ pub fn run(dir: &Path, args: &BenchArgs, receiver: Receiver) -> Result<()> {
                 }
                 body
             };
+            let alone = receiver_alone(receiver, &make(u64::MAX / 2 / PER_REQUEST as u64))?;
+            let cpu = ThreadCpu::now();
             let url = format!("http://{addr}/v1/ingest/kubernetes");
             let (n, secs) = rt.block_on(load(url, dur, make, "application/json", None))?;
-            (n, secs, bytes)
+            (n, secs, bytes, Some((alone, cpu)))
         }
         Receiver::Opa => {
             // Enough distinct bodies for the run at a rate well above the target.
             let requests = (args.seconds as usize * 400_000 / PER_REQUEST).max(8);
             print!("ingest-opa: compressing {requests} distinct uploads first…");
             let _ = std::io::stdout().flush();
-            let bodies: Vec<Vec<u8>> = (0..requests as u64)
-                .map(|r| {
-                    let mut json = b"[".to_vec();
-                    for i in 0..PER_REQUEST as u64 {
-                        if i > 0 {
-                            json.push(b',');
-                        }
-                        json.extend_from_slice(opa_decision(r * PER_REQUEST as u64 + i).as_bytes());
-                    }
-                    json.push(b']');
-                    let mut z =
-                        flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-                    let _ = z.write_all(&json);
-                    z.finish().unwrap_or_default()
-                })
-                .collect();
+            let bodies: Vec<Vec<u8>> = (0..requests as u64).map(opa_body).collect();
             println!(" done");
             let bytes = bodies.first().map_or(0, |b| b.len() as u64);
             let bodies = Arc::new(bodies);
@@ -206,13 +365,17 @@ pub fn run(dir: &Path, args: &BenchArgs, receiver: Receiver) -> Result<()> {
                 let i = usize::try_from(request).unwrap_or(usize::MAX);
                 bodies.get(i).cloned().unwrap_or_default()
             };
+            let alone = receiver_alone(receiver, &opa_body(u64::MAX / 2 / PER_REQUEST as u64))?;
+            let cpu = ThreadCpu::now();
             let url = format!("http://{addr}/v1/ingest/opa");
             let (n, secs) = rt.block_on(load(url, dur, make, "application/json", Some("gzip")))?;
-            (n, secs, bytes)
+            (n, secs, bytes, Some((alone, cpu)))
         }
         Receiver::Otlp => {
             let body = otlp_body();
             let bytes = body.len() as u64;
+            let alone = receiver_alone(receiver, &body)?;
+            let cpu = ThreadCpu::now();
             let url = format!("http://{addr}/v1/logs");
             let (n, secs) = rt.block_on(load(
                 url,
@@ -221,11 +384,13 @@ pub fn run(dir: &Path, args: &BenchArgs, receiver: Receiver) -> Result<()> {
                 "application/x-protobuf",
                 None,
             ))?;
-            (n, secs, bytes)
+            (n, secs, bytes, Some((alone, cpu)))
         }
         Receiver::Syslog => {
+            let alone = receiver_alone(receiver, &syslog_chunk(u64::MAX / 4))?;
+            let cpu = ThreadCpu::now();
             let (n, secs) = rt.block_on(syslog_load(syslog_addr, dur, &store))?;
-            (n, secs, 0)
+            (n, secs, 0, Some((alone, cpu)))
         }
     };
     let _ = stop_tx.send(true);
@@ -241,6 +406,19 @@ pub fn run(dir: &Path, args: &BenchArgs, receiver: Receiver) -> Result<()> {
         "{name}: {:.0} events/s durable over {secs:.1} s ({events} events; {what})",
         events as f64 / secs
     );
+    if let Some((alone, cpu)) = alone {
+        let used = ThreadCpu::now().since(&cpu);
+        let per = |s: f64| s * 1e6 / events.max(1) as f64;
+        println!(
+            "{name}: CPU per event: receiver alone {alone:.2} µs (one thread: decode, map, \
+             validate, encode); in the run {:.2} µs = writer thread {:.2} + other threads {:.2} \
+             (server and client); load average {}",
+            per(used.total),
+            per(used.writer),
+            per(used.total - used.writer),
+            load_average()
+        );
+    }
     store.close()?;
     Ok(())
 }
@@ -343,15 +521,7 @@ async fn syslog_load(
 ) -> Result<(u64, f64)> {
     // One 1 MiB chunk of distinct messages per connection, written over and over.
     let chunks: Vec<(Vec<u8>, u64)> = (0..CONNECTIONS as u64)
-        .map(|c| {
-            let mut chunk = Vec::with_capacity(1 << 20);
-            let mut n = 0u64;
-            while chunk.len() < 1 << 20 {
-                chunk.extend_from_slice(&syslog_message(c * 1_000_000 + n));
-                n += 1;
-            }
-            (chunk, n)
-        })
+        .map(|c| syslog_chunk(c * 1_000_000))
         .collect();
     let before = store.size();
     let start = Instant::now();

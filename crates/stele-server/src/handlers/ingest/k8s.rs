@@ -7,16 +7,17 @@
 //! `docs/integrations/kubernetes.md`.
 
 use std::borrow::Cow;
-use std::collections::BTreeMap;
+use std::fmt;
 
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::HeaderMap;
+use serde::de::{Deserializer, MapAccess, Visitor};
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use super::map::{self, fit_id, fit_name, fit_text, object};
+use super::map::{self, fit_id, fit_name, fit_text, object, Str};
 use super::{content_id, ingest_bytes, read_body, IngestReport, Mapped, RecordProblem};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -112,68 +113,105 @@ fn check_api_version(v: Option<&str>) -> Result<(), String> {
 #[serde(rename_all = "camelCase")]
 struct AuditEvent<'a> {
     #[serde(borrow)]
-    kind: Option<Cow<'a, str>>,
+    kind: Option<Str<'a>>,
     #[serde(borrow)]
-    api_version: Option<Cow<'a, str>>,
+    api_version: Option<Str<'a>>,
     #[serde(borrow, rename = "auditID")]
-    audit_id: Option<Cow<'a, str>>,
+    audit_id: Option<Str<'a>>,
     #[serde(borrow)]
-    stage: Option<Cow<'a, str>>,
+    stage: Option<Str<'a>>,
     #[serde(borrow, rename = "requestURI")]
-    request_uri: Option<Cow<'a, str>>,
+    request_uri: Option<Str<'a>>,
     #[serde(borrow)]
-    verb: Option<Cow<'a, str>>,
+    verb: Option<Str<'a>>,
     #[serde(borrow)]
     user: Option<UserInfo<'a>>,
     #[serde(borrow)]
     impersonated_user: Option<UserInfo<'a>>,
     #[serde(borrow, rename = "sourceIPs")]
-    source_ips: Option<Vec<Cow<'a, str>>>,
+    source_ips: Option<Vec<Str<'a>>>,
     #[serde(borrow)]
-    user_agent: Option<Cow<'a, str>>,
+    user_agent: Option<Str<'a>>,
     #[serde(borrow)]
     object_ref: Option<ObjectRef<'a>>,
     #[serde(borrow)]
     response_status: Option<Status<'a>>,
     #[serde(borrow)]
-    request_received_timestamp: Option<Cow<'a, str>>,
+    request_received_timestamp: Option<Str<'a>>,
     #[serde(borrow)]
-    stage_timestamp: Option<Cow<'a, str>>,
+    stage_timestamp: Option<Str<'a>>,
     /// Pre-v1 events (2018) carry this instead of the two above.
     #[serde(borrow)]
-    timestamp: Option<Cow<'a, str>>,
+    timestamp: Option<Str<'a>>,
     #[serde(borrow)]
-    annotations: Option<BTreeMap<Cow<'a, str>, Cow<'a, str>>>,
+    annotations: Option<Annotations<'a>>,
+}
+
+/// The two annotations of an audit `Event` the mapping reads (the authorizer's decision and
+/// reason). Read as a map of strings, as `map[string]string` is: a later duplicate key wins,
+/// and a value that is not a string makes the record unreadable, as it did when the whole
+/// map was kept.
+#[derive(Default)]
+struct Annotations<'a> {
+    decision: Option<Str<'a>>,
+    reason: Option<Str<'a>>,
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Annotations<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> Visitor<'de> for Visit {
+            type Value = Annotations<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map")
+            }
+            fn visit_map<M: MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Annotations<'de>, M::Error> {
+                let mut found = Annotations::default();
+                while let Some((key, value)) = map.next_entry::<Str<'de>, Str<'de>>()? {
+                    match &*key {
+                        "authorization.k8s.io/decision" => found.decision = Some(value),
+                        "authorization.k8s.io/reason" => found.reason = Some(value),
+                        _ => {}
+                    }
+                }
+                Ok(found)
+            }
+        }
+        deserializer.deserialize_map(Visit)
+    }
 }
 
 #[derive(Deserialize)]
 struct UserInfo<'a> {
     #[serde(borrow)]
-    username: Option<Cow<'a, str>>,
+    username: Option<Str<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
 struct ObjectRef<'a> {
     #[serde(borrow)]
-    resource: Option<Cow<'a, str>>,
+    resource: Option<Str<'a>>,
     #[serde(borrow)]
-    namespace: Option<Cow<'a, str>>,
+    namespace: Option<Str<'a>>,
     #[serde(borrow)]
-    name: Option<Cow<'a, str>>,
+    name: Option<Str<'a>>,
     #[serde(borrow)]
-    api_group: Option<Cow<'a, str>>,
+    api_group: Option<Str<'a>>,
     #[serde(borrow)]
-    subresource: Option<Cow<'a, str>>,
+    subresource: Option<Str<'a>>,
 }
 
 #[derive(Deserialize)]
 struct Status<'a> {
     code: Option<i64>,
     #[serde(borrow)]
-    reason: Option<Cow<'a, str>>,
+    reason: Option<Str<'a>>,
     #[serde(borrow)]
-    message: Option<Cow<'a, str>>,
+    message: Option<Str<'a>>,
 }
 
 /// Maps one audit `Event` (its JSON text `raw`) to an event.
@@ -205,14 +243,8 @@ pub fn map_record(record: usize, raw: &str) -> Mapped {
     let username = required(user.and_then(|u| u.username.as_deref()), "user.username")?;
 
     let annotations = ev.annotations.as_ref();
-    let annotation = |key: &str| {
-        annotations
-            .and_then(|a| a.get(key))
-            .map(|v| v.as_ref())
-            .filter(|v| !v.is_empty())
-    };
-    let decision = annotation("authorization.k8s.io/decision");
-    let authz_reason = annotation("authorization.k8s.io/reason");
+    let decision = non_empty(annotations.and_then(|a| a.decision.as_ref()));
+    let authz_reason = non_empty(annotations.and_then(|a| a.reason.as_ref()));
     let status = ev.response_status.as_ref();
     let code = status.and_then(|s| s.code);
     let outcome = match (decision, code) {
@@ -315,12 +347,17 @@ pub fn map_record(record: usize, raw: &str) -> Mapped {
     Ok(Value::Object(event))
 }
 
+/// The string if there is one and it is not empty.
+fn non_empty<'s>(v: Option<&'s Str<'_>>) -> Option<&'s str> {
+    v.map(|v| &**v).filter(|v| !v.is_empty())
+}
+
 /// `resource` from `objectRef`: type `resource[.apiGroup][/subresource]`, id
 /// `namespace/name`, `name`, `namespace/*` or `*`; for a non-resource request (no
 /// `objectRef`), type `url` and the path of `requestURI`.
 fn resource_of(object_ref: Option<&ObjectRef<'_>>, uri: Option<&str>) -> Value {
-    fn some<'s>(s: &'s Option<Cow<'_, str>>) -> Option<&'s str> {
-        s.as_deref().filter(|s| !s.is_empty())
+    fn some<'s>(s: &'s Option<Str<'_>>) -> Option<&'s str> {
+        non_empty(s.as_ref())
     }
     if let Some(o) = object_ref.filter(|o| some(&o.resource).is_some()) {
         let mut kind = some(&o.resource).unwrap_or_default().to_owned();
@@ -384,6 +421,41 @@ mod tests {
         );
         assert_eq!(rbac_grant(""), None);
         assert_eq!(rbac_grant("RBAC: allowed by something"), None);
+    }
+
+    #[test]
+    fn annotations_are_read_as_a_map_of_strings() {
+        let with = |annotations: &str| {
+            format!(
+                r#"{{"kind":"Event","auditID":"a","stage":"ResponseComplete","verb":"get","user":{{"username":"u"}},"responseStatus":{{"code":403}},"annotations":{annotations}}}"#
+            )
+        };
+        // A later duplicate wins, as in a map; escaped strings are read.
+        let event = map_record(
+            0,
+            &with(r#"{"authorization.k8s.io/decision":"forbid","x":"y","authorization.k8s.io/decision":"allow","authorization.k8s.io/reason":"say \"hi\""}"#),
+        )
+        .unwrap();
+        assert_eq!(event["outcome"], "allow");
+        assert_eq!(event["reason"], "say \"hi\"");
+        // Without annotations, the 403 decides.
+        assert_eq!(map_record(0, &with("null")).unwrap()["outcome"], "deny");
+        // Values that are not strings make the record unreadable, naming what was expected.
+        let err = map_record(1, &with(r#"{"x":5}"#)).unwrap_err();
+        assert_eq!(err.path, "$");
+        assert!(
+            err.message
+                .contains("invalid type: integer `5`, expected a string"),
+            "{}",
+            err.message
+        );
+        let err = map_record(1, &with("7")).unwrap_err();
+        assert!(
+            err.message
+                .contains("invalid type: integer `7`, expected a map"),
+            "{}",
+            err.message
+        );
     }
 
     #[test]

@@ -5,7 +5,6 @@
 //! (`Content-Encoding: gzip`). Plain JSON is accepted too. The mapping is documented in
 //! `docs/integrations/opa.md`.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use axum::body::Body;
@@ -15,7 +14,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Map, Value};
 
-use super::map::{self, fit_id, fit_name, fit_text, object};
+use super::map::{self, fit_id, fit_name, fit_text, object, Str};
 use super::{content_id, ingest_bytes, read_body, IngestReport, Mapped, RecordProblem};
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -82,25 +81,25 @@ pub fn map_body(bytes: &[u8], max_events: usize) -> Result<Vec<Mapped>, ApiError
 #[derive(Deserialize)]
 struct Decision<'a> {
     #[serde(borrow)]
-    decision_id: Option<Cow<'a, str>>,
+    decision_id: Option<Str<'a>>,
     #[serde(borrow)]
-    path: Option<Cow<'a, str>>,
+    path: Option<Str<'a>>,
     #[serde(borrow)]
-    query: Option<Cow<'a, str>>,
+    query: Option<Str<'a>>,
     input: Option<Value>,
     result: Option<Value>,
     error: Option<Value>,
     #[serde(borrow)]
-    requested_by: Option<Cow<'a, str>>,
+    requested_by: Option<Str<'a>>,
     #[serde(borrow)]
-    timestamp: Option<Cow<'a, str>>,
+    timestamp: Option<Str<'a>>,
     labels: Option<Map<String, Value>>,
     #[serde(borrow)]
-    bundles: Option<BTreeMap<Cow<'a, str>, Bundle<'a>>>,
+    bundles: Option<BTreeMap<Str<'a>, Bundle<'a>>>,
     #[serde(borrow)]
-    trace_id: Option<Cow<'a, str>>,
+    trace_id: Option<Str<'a>>,
     #[serde(borrow)]
-    span_id: Option<Cow<'a, str>>,
+    span_id: Option<Str<'a>>,
     erased: Option<Vec<String>>,
     masked: Option<Vec<String>>,
 }
@@ -108,7 +107,7 @@ struct Decision<'a> {
 #[derive(Deserialize)]
 struct Bundle<'a> {
     #[serde(borrow)]
-    revision: Option<Cow<'a, str>>,
+    revision: Option<Str<'a>>,
 }
 
 /// Maps one decision (its JSON text `raw`) to an event.
@@ -175,7 +174,7 @@ pub fn map_record(record: usize, raw: &str) -> Mapped {
         .bundles
         .iter()
         .flatten()
-        .filter_map(|(name, b)| b.revision.as_deref().map(|r| format!("{name}@{r}")))
+        .filter_map(|(name, b)| b.revision.as_deref().map(|r| format!("{}@{r}", &**name)))
         .collect();
     let policy = policy_id.map(|id| {
         Value::Object(object([

@@ -7,8 +7,6 @@
 //! the log is busy, which the sender retries). Messages come from the `opentelemetry-proto`
 //! crate. The attribute conventions are in `docs/integrations/opentelemetry.md`.
 
-use std::collections::HashMap;
-
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
@@ -16,11 +14,12 @@ use axum::response::{IntoResponse, Response};
 use opentelemetry_proto::tonic::collector::logs::v1::{
     ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
 };
-use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope};
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::LogRecord;
 use opentelemetry_proto::tonic::resource::v1::Resource;
 use prost::Message;
-use serde::Deserialize;
+use serde::ser::Impossible;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
@@ -318,6 +317,17 @@ fn map_items(items: Vec<Item<'_>>, max_events: usize) -> Result<Vec<Mapped>, Api
         .collect())
 }
 
+/// The value of attribute `key`: the last one set when a key repeats (as a map built from
+/// the list would hold). A scan, not a map: records carry a handful of attributes, and
+/// hashing them all cost more than the lookups.
+fn lookup<'a>(attributes: &'a [KeyValue], key: &str) -> Option<&'a AnyValue> {
+    attributes
+        .iter()
+        .rev()
+        .filter(|kv| kv.key == key)
+        .find_map(|kv| kv.value.as_ref())
+}
+
 /// A string form of an attribute value: strings as they are, numbers and booleans printed.
 fn text_of(v: &AnyValue) -> Option<String> {
     match v.value.as_ref()? {
@@ -331,18 +341,206 @@ fn text_of(v: &AnyValue) -> Option<String> {
 
 /// The record's OTLP/JSON encoding without the fields at their default (as the protobuf
 /// JSON mapping omits them): what `original` holds for a protobuf record.
+///
+/// Written in one pass: each top-level field is serialized by the record's own `Serialize`
+/// and taken back out when it came out at its default (`null`, `""`, `"0"`, `0` or `[]`).
+/// Building a `Value` of the whole record to filter it cost more than the rest of the
+/// mapping. The test module keeps that definition and checks the two agree.
 fn record_json(record: &LogRecord) -> Result<String, String> {
-    let mut value = serde_json::to_value(record).map_err(|e| e.to_string())?;
-    if let Value::Object(map) = &mut value {
-        map.retain(|_, v| match v {
-            Value::Null => false,
-            Value::String(s) => !s.is_empty() && s != "0",
-            Value::Number(n) => n.as_u64() != Some(0),
-            Value::Array(a) => !a.is_empty(),
-            _ => true,
-        });
+    let mut out = Vec::with_capacity(256);
+    record
+        .serialize(Pruned(&mut out))
+        .map_err(|e| e.to_string())?;
+    String::from_utf8(out).map_err(|e| e.to_string())
+}
+
+/// A serializer for one struct, written as a JSON object without its fields at their
+/// default (see [`record_json`]). Anything but a struct is refused.
+struct Pruned<'a>(&'a mut Vec<u8>);
+
+/// The fields of a [`Pruned`] struct.
+struct PrunedFields<'a> {
+    out: &'a mut Vec<u8>,
+    first: bool,
+}
+
+/// What a field at its default looks like in JSON: unset message, empty string or bytes,
+/// a zero 64-bit integer (written as a string), zero, empty list.
+fn is_default_json(value: &[u8]) -> bool {
+    matches!(value, b"null" | b"\"\"" | b"\"0\"" | b"0" | b"[]")
+}
+
+impl serde::ser::SerializeStruct for PrunedFields<'_> {
+    type Ok = ();
+    type Error = serde_json::Error;
+
+    fn serialize_field<T: ?Sized + Serialize>(
+        &mut self,
+        key: &'static str,
+        value: &T,
+    ) -> Result<(), Self::Error> {
+        let start = self.out.len();
+        if !self.first {
+            self.out.push(b',');
+        }
+        serde_json::to_writer(&mut *self.out, key)?;
+        self.out.push(b':');
+        let value_at = self.out.len();
+        serde_json::to_writer(&mut *self.out, value)?;
+        if self.out.get(value_at..).is_some_and(is_default_json) {
+            self.out.truncate(start);
+        } else {
+            self.first = false;
+        }
+        Ok(())
     }
-    serde_json::to_string(&value).map_err(|e| e.to_string())
+
+    fn end(self) -> Result<(), Self::Error> {
+        self.out.push(b'}');
+        Ok(())
+    }
+}
+
+/// The error of [`Pruned`] for anything but a struct.
+fn not_a_struct() -> serde_json::Error {
+    serde::ser::Error::custom("expected a struct")
+}
+
+impl<'a> serde::Serializer for Pruned<'a> {
+    type Ok = ();
+    type Error = serde_json::Error;
+    type SerializeSeq = Impossible<(), serde_json::Error>;
+    type SerializeTuple = Impossible<(), serde_json::Error>;
+    type SerializeTupleStruct = Impossible<(), serde_json::Error>;
+    type SerializeTupleVariant = Impossible<(), serde_json::Error>;
+    type SerializeMap = Impossible<(), serde_json::Error>;
+    type SerializeStruct = PrunedFields<'a>;
+    type SerializeStructVariant = Impossible<(), serde_json::Error>;
+
+    fn serialize_struct(
+        self,
+        _name: &'static str,
+        _len: usize,
+    ) -> Result<PrunedFields<'a>, Self::Error> {
+        self.0.push(b'{');
+        Ok(PrunedFields {
+            out: self.0,
+            first: true,
+        })
+    }
+
+    fn serialize_bool(self, _: bool) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_i8(self, _: i8) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_i16(self, _: i16) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_i32(self, _: i32) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_i64(self, _: i64) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_u8(self, _: u8) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_u16(self, _: u16) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_u32(self, _: u32) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_u64(self, _: u64) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_f32(self, _: f32) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_f64(self, _: f64) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_char(self, _: char) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_str(self, _: &str) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_bytes(self, _: &[u8]) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_none(self) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_some<T: ?Sized + Serialize>(self, _: &T) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_unit(self) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_unit_struct(self, _: &'static str) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_unit_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+    ) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_newtype_struct<T: ?Sized + Serialize>(
+        self,
+        _: &'static str,
+        _: &T,
+    ) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_newtype_variant<T: ?Sized + Serialize>(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: &T,
+    ) -> Result<(), Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_seq(self, _: Option<usize>) -> Result<Self::SerializeSeq, Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_tuple(self, _: usize) -> Result<Self::SerializeTuple, Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_tuple_struct(
+        self,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleStruct, Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_tuple_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeTupleVariant, Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_map(self, _: Option<usize>) -> Result<Self::SerializeMap, Self::Error> {
+        Err(not_a_struct())
+    }
+    fn serialize_struct_variant(
+        self,
+        _: &'static str,
+        _: u32,
+        _: &'static str,
+        _: usize,
+    ) -> Result<Self::SerializeStructVariant, Self::Error> {
+        Err(not_a_struct())
+    }
 }
 
 /// Maps one log record to an event (conventions in `docs/integrations/opentelemetry.md`).
@@ -357,28 +555,15 @@ fn map_record(index: usize, item: Item<'_>) -> Mapped {
             record_json(&record).map_err(|e| problem(format!("cannot encode the record: {e}")))?
         }
     };
-    let attrs: HashMap<&str, &AnyValue> = record
-        .attributes
-        .iter()
-        .filter_map(|kv| Some((kv.key.as_str(), kv.value.as_ref()?)))
-        .collect();
-    let resource_attrs: HashMap<&str, &AnyValue> = item
-        .resource
-        .map(|r| {
-            r.attributes
-                .iter()
-                .filter_map(|kv| Some((kv.key.as_str(), kv.value.as_ref()?)))
-                .collect()
-        })
-        .unwrap_or_default();
     let attr = |keys: &[&str]| {
         keys.iter()
-            .find_map(|k| attrs.get(k).and_then(|v| text_of(v)))
+            .find_map(|k| lookup(&record.attributes, k).and_then(text_of))
             .filter(|s| !s.is_empty())
     };
-    let service = resource_attrs
-        .get("service.name")
-        .and_then(|v| text_of(v))
+    let service = item
+        .resource
+        .and_then(|r| lookup(&r.attributes, "service.name"))
+        .and_then(text_of)
         .filter(|s| !s.is_empty());
 
     let user = attr(&["stele.actor.id", "enduser.id", "user.id"]);
@@ -540,4 +725,137 @@ fn map_record(index: usize, item: Item<'_>) -> Mapped {
         ("original", Some(json!(original))),
     ]);
     Ok(Value::Object(event))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use opentelemetry_proto::tonic::common::v1::{ArrayValue, KeyValueList};
+
+    use super::*;
+
+    /// The definition [`record_json`] replaced: the record as a `Value`, top-level fields at
+    /// their default removed.
+    fn record_json_by_value(record: &LogRecord) -> String {
+        let mut value = serde_json::to_value(record).unwrap();
+        if let Value::Object(map) = &mut value {
+            map.retain(|_, v| match v {
+                Value::Null => false,
+                Value::String(s) => !s.is_empty() && s != "0",
+                Value::Number(n) => n.as_u64() != Some(0),
+                Value::Array(a) => !a.is_empty(),
+                _ => true,
+            });
+        }
+        serde_json::to_string(&value).unwrap()
+    }
+
+    fn any(v: any_value::Value) -> Option<AnyValue> {
+        Some(AnyValue { value: Some(v) })
+    }
+
+    fn kv(key: &str, value: Option<AnyValue>) -> KeyValue {
+        KeyValue {
+            key: key.to_owned(),
+            value,
+            ..Default::default()
+        }
+    }
+
+    #[test]
+    fn record_json_matches_the_value_definition_byte_for_byte() {
+        use any_value::Value as V;
+        let every_kind = vec![
+            kv(
+                "s",
+                any(V::StringValue("a \"quoted\" \\ line\n\u{1}é".to_owned())),
+            ),
+            kv("empty", any(V::StringValue(String::new()))),
+            kv("zero-string", any(V::StringValue("0".to_owned()))),
+            kv("b", any(V::BoolValue(false))),
+            kv("i", any(V::IntValue(0))),
+            kv("big", any(V::IntValue(i64::MIN))),
+            kv("d", any(V::DoubleValue(1.0))),
+            kv("nan", any(V::DoubleValue(f64::NAN))),
+            kv("tiny", any(V::DoubleValue(-5e-324))),
+            kv("bytes", any(V::BytesValue(vec![0, 255, 7]))),
+            kv(
+                "list",
+                any(V::ArrayValue(ArrayValue {
+                    values: vec![AnyValue::default(), any(V::IntValue(3)).unwrap()],
+                })),
+            ),
+            kv(
+                "map",
+                any(V::KvlistValue(KeyValueList {
+                    values: vec![
+                        kv("inner", any(V::StringValue("x".to_owned()))),
+                        kv("none", None),
+                    ],
+                })),
+            ),
+            kv("unset", None),
+            kv("unset-value", Some(AnyValue::default())),
+        ];
+        let records = [
+            LogRecord::default(),
+            LogRecord {
+                time_unix_nano: 1_796_189_270_000_000_000,
+                observed_time_unix_nano: 1,
+                severity_number: 17,
+                severity_text: "ERROR".to_owned(),
+                body: any(V::StringValue("policy engine unreachable".to_owned())),
+                attributes: every_kind.clone(),
+                dropped_attributes_count: 2,
+                flags: 1,
+                trace_id: vec![1; 16],
+                span_id: vec![0xee; 8],
+                event_name: "authz.check".to_owned(),
+            },
+            LogRecord {
+                severity_number: -3,
+                severity_text: "0".to_owned(),
+                body: Some(AnyValue::default()),
+                attributes: vec![kv("k", None)],
+                event_name: "\u{2028}".to_owned(),
+                ..Default::default()
+            },
+            LogRecord {
+                observed_time_unix_nano: u64::MAX,
+                body: any(V::KvlistValue(KeyValueList { values: every_kind })),
+                flags: u32::MAX,
+                trace_id: vec![0; 1],
+                ..Default::default()
+            },
+        ];
+        for record in &records {
+            let got = record_json(record).unwrap();
+            assert_eq!(got, record_json_by_value(record));
+            // And it is JSON.
+            serde_json::from_str::<Value>(&got).unwrap();
+        }
+        assert_eq!(record_json(&LogRecord::default()).unwrap(), "{}");
+    }
+
+    #[test]
+    fn a_repeated_attribute_counts_with_its_last_value() {
+        let text = |s: &str| any(any_value::Value::StringValue(s.to_owned()));
+        let attributes = vec![
+            kv("user.id", text("first")),
+            kv("other", text("x")),
+            kv("user.id", text("last")),
+            kv("user.id", None),
+        ];
+        let found = lookup(&attributes, "user.id").and_then(text_of);
+        assert_eq!(found.as_deref(), Some("last"));
+        assert!(lookup(&attributes, "missing").is_none());
+        assert!(lookup(&[kv("k", None)], "k").is_none());
+    }
+
+    #[test]
+    fn pruned_refuses_what_is_not_a_struct() {
+        let mut out = Vec::new();
+        assert!(7u8.serialize(Pruned(&mut out)).is_err());
+        assert!(vec![1].serialize(Pruned(&mut out)).is_err());
+    }
 }
