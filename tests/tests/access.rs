@@ -186,6 +186,12 @@ fn every_route_answers_every_role_as_the_policy_says() {
         ("inclusion other", Method::GET, format!("/v1/proofs/inclusion?index={g}"), None, [401, 403, 404, 200, 403]),
         ("inclusion other by id", Method::GET, format!("/v1/proofs/inclusion?id={g_id}"), None, [401, 403, 404, 200, 403]),
         ("consistency", Method::GET, "/v1/proofs/consistency?from=1".into(), None, [401, 403, 200, 200, 403]),
+        ("search", Method::GET, "/v1/events?limit=5".into(), None, [401, 403, 200, 200, 403]),
+        ("search own tenant", Method::GET, "/v1/events?tenant=acme".into(), None, [401, 403, 200, 200, 403]),
+        ("search other tenant", Method::GET, "/v1/events?tenant=globex".into(), None, [401, 403, 403, 200, 403]),
+        ("count", Method::GET, "/v1/events/count?group_by=tenant".into(), None, [401, 403, 200, 200, 403]),
+        ("count other tenant", Method::GET, "/v1/events/count?tenant=globex".into(), None, [401, 403, 403, 200, 403]),
+        ("replay", Method::GET, "/v1/replay?as_of=2030-01-01T00:00:00Z&principal=alice".into(), None, [401, 403, 403, 200, 403]),
         ("checkpoint", Method::GET, "/checkpoint".into(), None, [401, 403, 200, 200, 403]),
         ("log info", Method::GET, "/v1/log".into(), None, [401, 403, 200, 200, 403]),
         ("hash tile", Method::GET, "/tile/0/000.p/1".into(), None, [401, 403, 200, 200, 403]),
@@ -938,4 +944,128 @@ fn no_auth_is_explicit_and_loud() {
     );
     assert!(!data.join("admin.token").exists());
     assert_eq!(s.size(), 1, "an open log writes no meta-log");
+}
+
+#[test]
+fn a_readers_queries_see_count_and_group_only_its_own_tenants() {
+    let w = world(&[]);
+    let s = &w.server;
+    let (r, a) = (Some(w.who.reader.as_str()), Some(w.who.auditor.as_str()));
+    let globex_writer = create_token(&s.data, "writer", &["--tenant", "globex"]);
+    // The same actor, action and words in both tenants, so only the tenant tells them apart.
+    for n in 100..112u64 {
+        let mut e = event(n);
+        e["actor"]["id"] = json!("shared-user");
+        e["reason"] = json!(format!("quarterly payroll export {n}"));
+        let token = if n % 3 == 0 {
+            &w.who.writer
+        } else {
+            &globex_writer
+        };
+        assert_eq!(
+            status(s, Method::POST, "/v1/events", Some(token), Some(&e)),
+            200
+        );
+    }
+    // acme: the world's event plus n = 102, 105, 108, 111; globex: the world's plus 8 more.
+    let json_of = |path: &str, token: Option<&str>| -> Value {
+        let resp = send(s, Method::GET, path, token, None);
+        assert_eq!(resp.status().as_u16(), 200, "{path}");
+        resp.json().unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while json_of("/v1/events/count?tenant=globex", a)["total"] != 9
+        || json_of("/v1/events/count?tenant=acme", a)["total"] != 5
+    {
+        assert!(Instant::now() < deadline, "the index never caught up");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    let tenants_of = |v: &Value| -> Vec<String> {
+        v["events"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|e| e["tenant"].as_str().unwrap_or("(none)").to_owned())
+            .collect()
+    };
+    // No filter, a shared actor, shared words, a prefix: only acme's events come back, and
+    // exactly the ones an auditor finds when it names acme.
+    for filter in ["", "actor=shared-user", "q=payroll", "action=auth.*"] {
+        let mine = json_of(&format!("/v1/events?limit=1000&{filter}"), r);
+        assert!(
+            tenants_of(&mine).iter().all(|t| t == "acme"),
+            "{filter}: {mine}"
+        );
+        let auditors = json_of(&format!("/v1/events?limit=1000&tenant=acme&{filter}"), a);
+        let idx = |v: &Value| -> Vec<u64> {
+            v["events"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|e| e["index"].as_u64().unwrap())
+                .collect()
+        };
+        assert_eq!(idx(&mine), idx(&auditors), "{filter}");
+        assert!(!idx(&mine).is_empty(), "{filter}");
+        let count = json_of(&format!("/v1/events/count?{filter}"), r);
+        assert_eq!(count["total"], idx(&auditors).len(), "{filter}: {count}");
+    }
+    let q = json_of("/v1/events?q=payroll&limit=1000", r);
+    assert_eq!(tenants_of(&q).len(), 4, "{q}");
+
+    // Counts and groups never include another tenant, whatever they are grouped by.
+    let by_tenant = json_of("/v1/events/count?group_by=tenant", r);
+    assert_eq!(by_tenant["groups"], json!({"acme": 5}), "{by_tenant}");
+    assert_eq!(by_tenant["total"], 5);
+    let by_actor = json_of("/v1/events/count?group_by=actor&actor=shared-user", r);
+    assert_eq!(by_actor["groups"], json!({"shared-user": 4}), "{by_actor}");
+
+    // Paging one event at a time walks only acme's events.
+    let mut seen = Vec::new();
+    let mut path = "/v1/events?limit=1&order=asc".to_owned();
+    loop {
+        let page = json_of(&path, r);
+        seen.extend(tenants_of(&page));
+        match page["next_cursor"].as_str() {
+            Some(c) => path = format!("/v1/events?limit=1&order=asc&cursor={c}"),
+            None => break,
+        }
+        assert!(seen.len() < 50, "paging did not end");
+    }
+    assert_eq!(seen, vec!["acme"; 5]);
+
+    // Naming another tenant is refused, naming it; so are attempts to smuggle it in.
+    for path in [
+        "/v1/events?tenant=globex",
+        "/v1/events/count?tenant=globex&group_by=actor",
+        "/v1/events?tenant=globex&q=payroll",
+    ] {
+        let resp = send(s, Method::GET, path, r, None);
+        assert_eq!(resp.status().as_u16(), 403, "{path}");
+        let body: Value = resp.json().unwrap();
+        let msg = body["error"].as_str().unwrap();
+        assert!(
+            msg.contains("globex") && msg.contains("acme"),
+            "{path}: {msg}"
+        );
+    }
+    for path in [
+        "/v1/events?tenant=acme&tenant=globex",
+        "/v1/events?tenant[]=globex",
+        "/v1/events/count?group_by=tenant&tenant=acme&tenant=globex",
+    ] {
+        let resp = send(s, Method::GET, path, r, None);
+        assert_eq!(resp.status().as_u16(), 400, "{path}");
+        assert!(!resp.text().unwrap().contains("\"events\""), "{path}");
+    }
+    // Replay spans tenants: auditors only.
+    let resp = send(
+        s,
+        Method::GET,
+        "/v1/replay?as_of=2030-01-01T00:00:00Z&principal=shared-user",
+        r,
+        None,
+    );
+    assert_eq!(resp.status().as_u16(), 403);
 }

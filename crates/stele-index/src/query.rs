@@ -21,6 +21,8 @@ pub enum Match {
     Exact(String),
     /// Values starting with this prefix (`action=role.*`).
     Prefix(String),
+    /// Any one of these whole values (a reader's tenants); none matches nothing.
+    AnyOf(Vec<String>),
 }
 
 impl Match {
@@ -37,6 +39,7 @@ impl Match {
         match self {
             Match::Exact(v) => v == value,
             Match::Prefix(p) => value.starts_with(p.as_str()),
+            Match::AnyOf(vs) => vs.iter().any(|v| v == value),
         }
     }
 }
@@ -162,6 +165,15 @@ impl Snapshot<'_> {
                 Match::Prefix(p) => {
                     let mut any = Bits::empty(len);
                     chunk.visit(field.table(), p, &mut |_, posting, _| any.or(&posting));
+                    bits.and_bits(&any);
+                }
+                Match::AnyOf(vs) => {
+                    let mut any = Bits::empty(len);
+                    for v in vs {
+                        if let Some(posting) = chunk.posting(field.table(), v) {
+                            any.or(&posting);
+                        }
+                    }
                     bits.and_bits(&any);
                 }
             }

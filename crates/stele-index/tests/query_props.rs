@@ -99,6 +99,11 @@ fn filter_strategy() -> impl Strategy<Value = Spec> {
         prop::sample::select(vec!["allow", "deny", "error"])
             .prop_map(|o| (Field::Outcome, o.to_owned())),
         (0u64..5).prop_map(|t| (Field::Tenant, format!("tenant-{t}"))),
+        // A set of tenants (as a reader's token is bound to), possibly empty.
+        prop::collection::vec(0u64..6, 0..3).prop_map(|ts| {
+            let names: Vec<String> = ts.iter().map(|t| format!("tenant-{t}")).collect();
+            (Field::Tenant, format!("any:{}", names.join(",")))
+        }),
         (0u64..9).prop_map(|s| (Field::Source, format!("gateway-{s}"))),
         prop::sample::select(vec!["document", "role", "app", "group"])
             .prop_map(|r| (Field::ResourceType, r.to_owned())),
@@ -127,7 +132,18 @@ fn make_filter(log: &Log, spec: &Spec) -> Filter {
         fields: spec
             .0
             .iter()
-            .map(|(fd, v)| (*fd, Match::parse(v)))
+            .map(|(fd, v)| match v.strip_prefix("any:") {
+                Some(set) => (
+                    *fd,
+                    Match::AnyOf(
+                        set.split(',')
+                            .filter(|t| !t.is_empty())
+                            .map(str::to_owned)
+                            .collect(),
+                    ),
+                ),
+                None => (*fd, Match::parse(v)),
+            })
             .collect(),
         ..Filter::default()
     };

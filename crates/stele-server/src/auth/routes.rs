@@ -7,7 +7,8 @@
 //! | `GET /v1/events/{index_or_id}` | reader (own tenants), auditor | `audit.read` |
 //! | `GET /v1/proofs/inclusion` | reader (own tenants), auditor | `audit.proof` |
 //! | `GET /v1/proofs/consistency` | reader, auditor | `audit.proof` |
-//! | `GET /v1/events?…`, `GET /v1/events/count`, `GET /v1/replay` | auditor | `audit.query` |
+//! | `GET /v1/events?…`, `GET /v1/events/count` | reader (own tenants only), auditor | `audit.query` |
+//! | `GET /v1/replay` | auditor | `audit.query` |
 //! | `GET /tile/entries/…` | auditor | `audit.export` |
 //! | `GET /checkpoint`, `GET /tile/<L>/…`, `GET /v1/log`, `GET /v1/key/rotations` | public with `--public-verification`, else reader, auditor | — |
 //! | `GET /metrics` | public with `--public-metrics`, else auditor, admin | — |
@@ -117,16 +118,17 @@ fn explicit_rule(method: &Method, route: &str, path: &str) -> Option<RouteRule> 
         "/v1/ingest/kubernetes" | "/v1/ingest/opa" | "/v1/logs" if post => {
             rule(Access::Roles(WRITERS), None)
         }
-        // Search, counts and replay span every tenant: auditors only until results are
-        // filtered by the reader's tenants.
+        // Search and counts: a reader's are confined to its tenants by the handlers.
         "/v1/events" if get => rule(
-            Access::Roles(AUDITORS),
+            Access::Roles(READERS),
             audit(meta::AUDIT_QUERY, "events_search"),
         ),
         "/v1/events/count" if get => rule(
-            Access::Roles(AUDITORS),
+            Access::Roles(READERS),
             audit(meta::AUDIT_QUERY, "events_count"),
         ),
+        // Replay derives grants from role events of every tenant (a grant's scope need not
+        // be its event's tenant): auditors only.
         "/v1/replay" if get => rule(Access::Roles(AUDITORS), audit(meta::AUDIT_QUERY, "replay")),
         "/v1/events/{index_or_id}" if get => {
             rule(Access::Roles(READERS), audit(meta::AUDIT_READ, "event"))

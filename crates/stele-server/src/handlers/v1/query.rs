@@ -16,6 +16,7 @@ use serde_json::{json, Value};
 use stele_core::Hash;
 use stele_index::{parse_instant, Field, Filter, GroupBy, Index, Match, Order};
 
+use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -95,6 +96,13 @@ impl Params {
             .transpose()
     }
 
+    /// The filter the parameters describe, narrowed to what `caller` may see.
+    fn filter_for(&self, caller: &Caller) -> Result<Filter, ApiError> {
+        let mut f = self.filter()?;
+        confine(&mut f, caller)?;
+        Ok(f)
+    }
+
     /// The filter the parameters describe.
     fn filter(&self) -> Result<Filter, ApiError> {
         let mut f = Filter::default();
@@ -117,11 +125,12 @@ impl Params {
             // pattern), while any other field's value may, and then matches literally.
             let m = if field == Field::Action {
                 let m = Match::parse(v);
-                let (Match::Exact(s) | Match::Prefix(s)) = &m;
-                if s.contains('*') {
-                    return Err(ApiError::BadRequest(format!(
-                        "the query parameter action takes `*` only as its last character (role.*), got {v:?}"
-                    )));
+                if let Match::Exact(s) | Match::Prefix(s) = &m {
+                    if s.contains('*') {
+                        return Err(ApiError::BadRequest(format!(
+                            "the query parameter action takes `*` only as its last character (role.*), got {v:?}"
+                        )));
+                    }
                 }
                 m
             } else {
@@ -176,6 +185,41 @@ impl Params {
     }
 }
 
+/// Narrows `filter` to the entries `caller` may see. A reader sees only events of its own
+/// tenants ([`stele_auth::policy::may_see`]), so its filter gains the condition "tenant is
+/// one of mine" whatever else it asks, and naming another tenant is refused outright (403
+/// naming it) rather than answered with an empty page. The index applies the condition
+/// before anything is counted or grouped, so nothing of another tenant is seen, counted or
+/// inferred.
+///
+/// # Errors
+/// 403 when the filter names a tenant the reader is not bound to.
+fn confine(filter: &mut Filter, caller: &Caller) -> Result<(), ApiError> {
+    if !caller.is_tenant_bound() {
+        return Ok(());
+    }
+    let own: Vec<String> = caller
+        .principal()
+        .map(|p| p.tenants.clone())
+        .unwrap_or_default();
+    for (field, m) in &filter.fields {
+        if let (Field::Tenant, Match::Exact(t)) = (field, m) {
+            if !own.contains(t) {
+                return Err(ApiError::Forbidden(format!(
+                    "this token may read only the tenants {}; it may not query tenant {t:?}",
+                    if own.is_empty() {
+                        "(none)".to_owned()
+                    } else {
+                        own.join(", ")
+                    }
+                )));
+            }
+        }
+    }
+    filter.fields.push((Field::Tenant, Match::AnyOf(own)));
+    Ok(())
+}
+
 pub(crate) fn index_of(state: &AppState) -> Result<Index, ApiError> {
     state
         .index()
@@ -214,9 +258,16 @@ fn cursor(order: Order, last: u64) -> String {
 /// (and `inclusion_proof` with `proof_tree_size`), a cursor for the next page, and the
 /// index's lag.
 ///
+/// A reader's search is confined to its tenants (see [`confine`]).
+///
 /// # Errors
-/// 400 naming a bad parameter; 503 without an index.
-pub async fn search(State(state): State<AppState>, raw: RawParams) -> Result<Response, ApiError> {
+/// 400 naming a bad parameter; 403 naming a tenant the reader may not read; 503 without an
+/// index.
+pub async fn search(
+    State(state): State<AppState>,
+    caller: Caller,
+    raw: RawParams,
+) -> Result<Response, ApiError> {
     let params = Params::parse(
         raw,
         &[
@@ -225,7 +276,7 @@ pub async fn search(State(state): State<AppState>, raw: RawParams) -> Result<Res
         ],
     )?;
     let index = index_of(&state)?;
-    let filter = params.filter()?;
+    let filter = params.filter_for(&caller)?;
     let order = match params.get("order") {
         None | Some("desc") => Order::Desc,
         Some("asc") => Order::Asc,
@@ -355,12 +406,19 @@ fn result_json(out: &mut String, index: u64, leaf: &Hash, proof: Option<Vec<Hash
 
 /// `GET /v1/events/count?…&group_by=…`: `{"total", "groups", "index_lag"}`.
 ///
+/// A reader's counts are confined to its tenants (see [`confine`]).
+///
 /// # Errors
-/// 400 naming a bad parameter; 503 without an index.
-pub async fn count(State(state): State<AppState>, raw: RawParams) -> Result<Json<Value>, ApiError> {
+/// 400 naming a bad parameter; 403 naming a tenant the reader may not read; 503 without an
+/// index.
+pub async fn count(
+    State(state): State<AppState>,
+    caller: Caller,
+    raw: RawParams,
+) -> Result<Json<Value>, ApiError> {
     let params = Params::parse(raw, &[&FILTER_PARAMS, &["group_by"]])?;
     let index = index_of(&state)?;
-    let filter = params.filter()?;
+    let filter = params.filter_for(&caller)?;
     let group = match params.get("group_by") {
         None => None,
         Some("hour") => Some(GroupBy::Hour),
