@@ -463,6 +463,22 @@ fn every_read_kind_and_admin_action_is_in_the_meta_log() {
         ),
         200
     );
+    // Queries: a reader's search and count, an auditor's replay.
+    let search = "/v1/events?action=auth.login&limit=10";
+    let found: Value = send(s, Method::GET, search, Some(&w.who.reader), None)
+        .json()
+        .unwrap();
+    let found = found["events"].as_array().unwrap().len();
+    assert!(found >= 1);
+    for (path, token) in [
+        ("/v1/events/count?group_by=outcome", &w.who.reader),
+        (
+            "/v1/replay?as_of=2030-01-01T00:00:00Z&principal=alice",
+            &w.who.auditor,
+        ),
+    ] {
+        assert_eq!(status(s, Method::GET, path, Some(token), None), 200, "{path}");
+    }
     let created: Value = send(
         s,
         Method::POST,
@@ -553,6 +569,30 @@ fn every_read_kind_and_admin_action_is_in_the_meta_log() {
         }),
     );
     assert_eq!(export["context"]["entries"], 2);
+    let searched = one(
+        "audit.query search",
+        find("audit.query", &reader_id, &|e| {
+            e["resource"]["type"] == "events_search"
+        }),
+    );
+    assert_eq!(
+        searched["context"]["request"]["query"],
+        "action=auth.login&limit=10"
+    );
+    assert_eq!(searched["context"]["entries"], found);
+    assert_eq!(searched["context"]["tenants"], json!(["acme"]));
+    let counted = one(
+        "audit.query count",
+        find("audit.query", &reader_id, &|e| {
+            e["resource"]["type"] == "events_count"
+        }),
+    );
+    assert_eq!(counted["context"]["request"]["query"], "group_by=outcome");
+    let replayed = one(
+        "audit.query replay",
+        find("audit.query", &auditor_id, &|e| e["resource"]["type"] == "replay"),
+    );
+    assert_eq!(replayed["context"]["status"], 200);
     let made = one(
         "api create",
         find("admin.token.create", &admin_id, &|e| {
