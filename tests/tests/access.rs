@@ -477,7 +477,11 @@ fn every_read_kind_and_admin_action_is_in_the_meta_log() {
             &w.who.auditor,
         ),
     ] {
-        assert_eq!(status(s, Method::GET, path, Some(token), None), 200, "{path}");
+        assert_eq!(
+            status(s, Method::GET, path, Some(token), None),
+            200,
+            "{path}"
+        );
     }
     let created: Value = send(
         s,
@@ -590,7 +594,9 @@ fn every_read_kind_and_admin_action_is_in_the_meta_log() {
     assert_eq!(counted["context"]["request"]["query"], "group_by=outcome");
     let replayed = one(
         "audit.query replay",
-        find("audit.query", &auditor_id, &|e| e["resource"]["type"] == "replay"),
+        find("audit.query", &auditor_id, &|e| {
+            e["resource"]["type"] == "replay"
+        }),
     );
     assert_eq!(replayed["context"]["status"], 200);
     let made = one(
