@@ -149,7 +149,7 @@ pub(crate) fn recover(
     // Entries between `indexed` and C need re-indexing too; they lie before the scan start
     // only when the index lags more than a bundle behind, so re-read them first.
     if indexed < next {
-        reindex_range(layout, shared, key_of, indexed, next, &mut records)?;
+        reindex_range(layout, shared, key_of, &ids, indexed, next, &mut records)?;
         reindex_from = next;
     }
     loop {
@@ -192,6 +192,7 @@ pub(crate) fn recover(
                                         &leaf_hash(e),
                                     ));
                                 }
+                                hand_over_if_full(&ids, &mut records, index + 1)?;
                             }
                             continue;
                         }
@@ -330,12 +331,30 @@ fn valid_frame_after(data: &[u8]) -> bool {
     false
 }
 
+/// Records of checkpointed entries collected before they are handed to the id index, so
+/// that rebuilding a lost index (or one far behind) takes memory bounded by this and the
+/// index's own layers, not by the log's size.
+const REINDEX_CHUNK: usize = 1 << 16;
+
+/// Hands `records` to the id index once there are [`REINDEX_CHUNK`] of them. Only for
+/// entries below the checkpoint: those are durable, so the index may cover them (through
+/// entry `through - 1`) and write that to disk.
+fn hand_over_if_full(ids: &IdIndex, records: &mut Vec<Indexed>, through: u64) -> Result<()> {
+    if records.len() >= REINDEX_CHUNK {
+        ids.insert(records, through)?;
+        records.clear();
+    }
+    Ok(())
+}
+
 /// Re-reads entries `[from, to)` (all below the checkpoint, so their bundles are indexed) to
-/// rebuild id records that a crash kept out of the index.
+/// rebuild id records that a crash kept out of the index, handing them to `ids` a chunk at a
+/// time.
 fn reindex_range(
     layout: &Layout,
     shared: &Arc<Shared>,
     key_of: fn(&[u8]) -> Option<EntryKey>,
+    ids: &IdIndex,
     from: u64,
     to: u64,
     out: &mut Vec<Indexed>,
@@ -368,6 +387,7 @@ fn reindex_range(
             }
         }
         bundle += 1;
+        hand_over_if_full(ids, out, (bundle * BUNDLE_WIDTH).min(to))?;
     }
     Ok(())
 }
