@@ -146,6 +146,34 @@ fn query_and_replay_through_the_cli_before_and_after_a_rebuild() {
     assert_eq!(r["roles"][0]["index"], 10);
     let out = stele(&["replay", "--url", url, "--as-of", &t, "--role", "auditor"]);
     assert!(out.contains("user-0") && out.contains("user-2"), "{out}");
+    // A policy.update gives the auditor role a permission: replay by permission finds its
+    // holders, each row naming the entry that defined it (index 40).
+    let (status, answer) = server.post_json(&json!({
+        "actor": {"type": "user", "id": "root"}, "action": "policy.update",
+        "resource": {"type": "role", "id": "auditor"}, "outcome": "allow",
+        "change": {"role": "auditor", "permissions": ["log.read"]},
+    }));
+    assert_eq!(status, 200, "{answer}");
+    wait_indexed(&server);
+    let t = server.get_json("/v1/events/40")["time"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let out = stele(&[
+        "replay",
+        "--url",
+        url,
+        "--as-of",
+        &t,
+        "--permission",
+        "log.read",
+    ]);
+    assert!(
+        out.starts_with("permission log.read as of")
+            && out.contains("user-2 (auditor)")
+            && out.contains("log.read (40)"),
+        "{out}"
+    );
     let before: Vec<Value> = [
         "/v1/events?q=case&limit=1000",
         "/v1/events/count?group_by=actor",
@@ -173,7 +201,7 @@ fn query_and_replay_through_the_cli_before_and_after_a_rebuild() {
     assert_eq!(busy.status.code(), Some(2));
     server.terminate();
     let out = stele(&["index", "rebuild", "--data", data.to_str().unwrap()]);
-    assert!(out.contains("indexed 40 entries"), "{out}");
+    assert!(out.contains("indexed 41 entries"), "{out}");
     let server = Server::start(&data, &[]);
     wait_indexed(&server);
     for (p, want) in [

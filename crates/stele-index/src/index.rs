@@ -17,7 +17,10 @@ use crate::chunk::{chunk_path, ChunkRead, OpenChunk, SealedChunk};
 use crate::error::{IndexError, Result};
 use crate::fields::{extract, Extracted};
 use crate::query::{Counts, Filter, GroupBy, Order, Page, Snapshot};
-use crate::replay::{Grant, PrincipalReplay, RawGrant, ReplayLog, RoleReplay, ScopeFilter};
+use crate::replay::{
+    Grant, PermissionReplay, PrincipalReplay, RawGrant, ReplayLog, RolePermissions, RoleReplay,
+    ScopeFilter,
+};
 
 /// Entries per chunk by default: offsets fit a `u16`, and a chunk's bit set is 8 KiB.
 pub const DEFAULT_CHUNK_SIZE: u32 = 65_536;
@@ -397,6 +400,31 @@ impl Index {
         })
     }
 
+    /// Replays who held, in the scopes `scopes` admits, a role whose permissions included
+    /// `permission` as of `as_of` (inclusive).
+    ///
+    /// # Errors
+    /// Reading leaf hashes from the log.
+    pub fn replay_permission(
+        &self,
+        permission: &str,
+        scopes: &ScopeFilter,
+        as_of: i64,
+    ) -> Result<PermissionReplay> {
+        let size = self.indexed();
+        let raw = self
+            .inner
+            .replay
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .permission(permission, scopes, as_of, size);
+        Ok(PermissionReplay {
+            permission: permission.to_owned(),
+            as_of: Timestamp::from_unix_nanos(as_of),
+            principals: self.grants(raw, true)?,
+        })
+    }
+
     /// Number of permission-change events indexed.
     pub fn change_events(&self) -> usize {
         self.inner
@@ -417,6 +445,18 @@ impl Index {
                     index: g.index,
                     leaf_hash: self.inner.store.leaf_hash(g.index)?,
                     via: g.via,
+                    permissions: g
+                        .permissions
+                        .map(|(set, time, index)| -> Result<RolePermissions> {
+                            Ok(RolePermissions {
+                                set,
+                                defined_at: Timestamp::from_unix_nanos(time),
+                                index,
+                                leaf_hash: self.inner.store.leaf_hash(index)?,
+                                inclusion_proof: None,
+                            })
+                        })
+                        .transpose()?,
                     inclusion_proof: None,
                 })
             })

@@ -41,4 +41,6 @@ pub use error::{IndexError, Result};
 pub use fields::Field;
 pub use index::{Index, IndexOptions, DEFAULT_CHUNK_SIZE};
 pub use query::{parse_instant, Counts, Filter, GroupBy, Match, Order, Page};
-pub use replay::{Grant, PrincipalReplay, RoleReplay, Scope, ScopeFilter, Via};
+pub use replay::{
+    Grant, PermissionReplay, PrincipalReplay, RolePermissions, RoleReplay, Scope, ScopeFilter, Via,
+};

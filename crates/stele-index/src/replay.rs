@@ -1,6 +1,10 @@
 //! Point-in-time replay: the grants in force at any instant, folded from the log's
 //! permission-change events (conventions in `docs/query.md`, "Replay").
 //!
+//! `policy.update` events that define a role's permissions (`change: {role, permissions}`)
+//! are folded the same way, so a replay lists, with each role held, the permissions the role
+//! gave at that instant and the entry that defined them.
+//!
 //! Every change event with outcome `allow` is kept, in log order, in memory (they are a small
 //! fraction of an audit log; each sealed chunk file also stores its own, so reopening does
 //! not re-read the log). A replay folds the changes of the principals and roles involved up
@@ -29,6 +33,9 @@ pub enum ChangeKind {
     GroupAdd,
     /// `group.remove`: `change: {principal, group}`.
     GroupRemove,
+    /// `policy.update`: `change: {role, permissions: [..]}` sets the role's permissions,
+    /// replacing what an earlier `policy.update` of the role set.
+    Permissions,
 }
 
 impl ChangeKind {
@@ -41,6 +48,7 @@ impl ChangeKind {
             "user.activate" => ChangeKind::Activate,
             "group.add" => ChangeKind::GroupAdd,
             "group.remove" => ChangeKind::GroupRemove,
+            "policy.update" => ChangeKind::Permissions,
             _ => return None,
         })
     }
@@ -65,7 +73,8 @@ pub struct ChangeRecord {
     pub time: i64,
     /// What it does.
     pub kind: ChangeKind,
-    /// `change.principal`.
+    /// `change.principal` (empty for `policy.update`, which names a role, not a principal).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
     pub principal: String,
     /// `change.role` (grants and revocations).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -76,6 +85,9 @@ pub struct ChangeRecord {
     /// `change.group` (membership changes).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// `change.permissions` (`policy.update`): the role's permissions from this entry on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<Vec<String>>,
 }
 
 impl ChangeRecord {
@@ -84,6 +96,27 @@ impl ChangeRecord {
     pub(crate) fn parse(kind: ChangeKind, index: u64, time: i64, change: &str) -> Option<Self> {
         let change: Value = serde_json::from_str(change).ok()?;
         let text = |key: &str| change.get(key)?.as_str().map(str::to_owned);
+        if kind == ChangeKind::Permissions {
+            // Every permission must be a string; sorted and deduplicated, as a set.
+            let mut permissions = change
+                .get("permissions")?
+                .as_array()?
+                .iter()
+                .map(|p| p.as_str().map(str::to_owned))
+                .collect::<Option<Vec<String>>>()?;
+            permissions.sort_unstable();
+            permissions.dedup();
+            return Some(ChangeRecord {
+                index,
+                time,
+                kind,
+                principal: String::new(),
+                role: Some(text("role")?),
+                scope: None,
+                group: None,
+                permissions: Some(permissions),
+            });
+        }
         let principal = text("principal")?;
         let (mut role, mut scope, mut group) = (None, None, None);
         match kind {
@@ -98,7 +131,7 @@ impl ChangeRecord {
                 };
             }
             ChangeKind::GroupAdd | ChangeKind::GroupRemove => group = Some(text("group")?),
-            ChangeKind::Deactivate | ChangeKind::Activate => {}
+            ChangeKind::Deactivate | ChangeKind::Activate | ChangeKind::Permissions => {}
         }
         Some(ChangeRecord {
             index,
@@ -108,6 +141,7 @@ impl ChangeRecord {
             role,
             scope,
             group,
+            permissions: None,
         })
     }
 }
@@ -150,7 +184,27 @@ pub struct Grant {
     /// Set when the principal holds the role as a member of a group.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub via: Option<Via>,
+    /// The permissions the role gave at the replayed instant, when a `policy.update` had
+    /// defined them.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub permissions: Option<RolePermissions>,
     /// Inclusion proof of the establishing entry, when asked for.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inclusion_proof: Option<Vec<Hash>>,
+}
+
+/// A role's permissions at the replayed instant, with the `policy.update` that defined them.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct RolePermissions {
+    /// The permissions, sorted.
+    pub set: Vec<String>,
+    /// When the defining `policy.update` was committed.
+    pub defined_at: Timestamp,
+    /// Log index of that entry.
+    pub index: u64,
+    /// Leaf hash of that entry.
+    pub leaf_hash: Hash,
+    /// Inclusion proof of that entry, when asked for.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub inclusion_proof: Option<Vec<Hash>>,
 }
@@ -177,6 +231,18 @@ pub struct RoleReplay {
     /// The instant replayed.
     pub as_of: Timestamp,
     /// The principals that held the role in force (active), sorted by principal and scope.
+    pub principals: Vec<Grant>,
+}
+
+/// Answer of a replay by permission: who held a role giving it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct PermissionReplay {
+    /// The permission.
+    pub permission: String,
+    /// The instant replayed.
+    pub as_of: Timestamp,
+    /// The principals that held, in force, a role whose permissions included it; sorted by
+    /// principal, role and scope.
     pub principals: Vec<Grant>,
 }
 
@@ -210,16 +276,20 @@ pub(crate) struct RawGrant {
     pub time: i64,
     pub index: u64,
     pub via: Option<Via>,
+    /// The role's permissions then: (set, time, index) of the defining `policy.update`.
+    pub permissions: Option<(Vec<String>, i64, u64)>,
 }
 
 impl ReplayLog {
     /// Adds a record; records arrive in log order.
     pub fn push(&mut self, r: ChangeRecord) {
         let at = self.records.len();
-        self.by_principal
-            .entry(r.principal.clone())
-            .or_default()
-            .push(at);
+        if r.kind != ChangeKind::Permissions {
+            self.by_principal
+                .entry(r.principal.clone())
+                .or_default()
+                .push(at);
+        }
         if let Some(role) = &r.role {
             self.by_role.entry(role.clone()).or_default().push(at);
         }
@@ -315,6 +385,63 @@ impl ReplayLog {
         members
     }
 
+    /// The permissions `role` gave at `t`: the last `policy.update` of it, if any.
+    fn permissions_of(&self, role: &str, t: i64, size: u64) -> Option<(Vec<String>, i64, u64)> {
+        self.upto(self.by_role.get(role), t, size)
+            .filter(|r| r.kind == ChangeKind::Permissions)
+            .last()
+            .and_then(|r| Some((r.permissions.clone()?, r.time, r.index)))
+    }
+
+    /// Fills in each grant's role permissions at `t`.
+    fn with_permissions(&self, mut grants: Vec<RawGrant>, t: i64, size: u64) -> Vec<RawGrant> {
+        for g in &mut grants {
+            g.permissions = self.permissions_of(&g.role, t, size);
+        }
+        grants
+    }
+
+    /// Replay by permission: every active principal holding, in a scope `scopes` admits, a
+    /// role whose permissions at `t` include `permission` (see [`ReplayLog::role`]).
+    pub fn permission(
+        &self,
+        permission: &str,
+        scopes: &ScopeFilter,
+        t: i64,
+        size: u64,
+    ) -> Vec<RawGrant> {
+        let mut roles: Vec<&String> = self
+            .by_role
+            .keys()
+            .filter(|role| {
+                self.permissions_of(role, t, size)
+                    .is_some_and(|(set, _, _)| {
+                        set.binary_search_by(|p| p.as_str().cmp(permission)).is_ok()
+                    })
+            })
+            .collect();
+        roles.sort_unstable();
+        let mut out: Vec<RawGrant> = roles
+            .into_iter()
+            .flat_map(|role| self.role(role, scopes, t, size))
+            .collect();
+        out.sort_by(|a, b| {
+            (
+                &a.principal,
+                &a.role,
+                &a.scope,
+                a.via.as_ref().map(|v| &v.group),
+            )
+                .cmp(&(
+                    &b.principal,
+                    &b.role,
+                    &b.scope,
+                    b.via.as_ref().map(|v| &v.group),
+                ))
+        });
+        out
+    }
+
     /// Replay by principal: (active, grants) at `t` over the first `size` entries. Grants
     /// held through a group count only while the group itself is active.
     pub fn principal(&self, principal: &str, t: i64, size: u64) -> (bool, Vec<RawGrant>) {
@@ -329,6 +456,7 @@ impl ReplayLog {
                 time: r.time,
                 index: r.index,
                 via: None,
+                permissions: None,
             })
             .collect();
         for (group, member_index) in self.groups_of(principal, t, size) {
@@ -346,6 +474,7 @@ impl ReplayLog {
                         group: group.clone(),
                         index: member_index,
                     }),
+                    permissions: None,
                 });
             }
         }
@@ -356,7 +485,7 @@ impl ReplayLog {
                 b.via.as_ref().map(|v| &v.group),
             ))
         });
-        (active, out)
+        (active, self.with_permissions(out, t, size))
     }
 
     /// Replay by role: every active principal holding `role` in a scope `scopes` admits at
@@ -392,6 +521,7 @@ impl ReplayLog {
                             group: principal.clone(),
                             index: member_index,
                         }),
+                        permissions: None,
                     });
                 }
             }
@@ -402,6 +532,7 @@ impl ReplayLog {
                 time: r.time,
                 index: r.index,
                 via: None,
+                permissions: None,
             });
         }
         out.sort_by(|a, b| {
@@ -411,7 +542,7 @@ impl ReplayLog {
                 b.via.as_ref().map(|v| &v.group),
             ))
         });
-        out
+        self.with_permissions(out, t, size)
     }
 
     /// Number of change records.

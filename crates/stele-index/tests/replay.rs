@@ -262,3 +262,191 @@ fn replay_survives_sealing_and_reopening() {
     );
     check(&index, &t);
 }
+
+/// Role permissions from `policy.update`: a second hand-checked scenario.
+fn permission_scenario(store: &Store) -> Vec<i64> {
+    let acme = json!({"type": "tenant", "id": "acme"});
+    let mut denied = ev(
+        "policy.update",
+        json!({"role": "editor", "permissions": []}),
+    );
+    denied["outcome"] = json!("deny");
+    let events = [
+        /* 0 */
+        ev(
+            "policy.update",
+            json!({"role": "editor", "permissions": ["doc.write", "doc.read", "doc.read"]}),
+        ),
+        /* 1 */
+        ev(
+            "role.grant",
+            json!({"principal": "alice", "role": "editor", "scope": acme}),
+        ),
+        /* 2 */ ev("group.add", json!({"principal": "carol", "group": "eng"})),
+        /* 3 */ ev("role.grant", json!({"principal": "eng", "role": "editor"})),
+        /* 4 */
+        ev(
+            "policy.update",
+            json!({"role": "editor", "permissions": ["doc.read"]}),
+        ),
+        /* 5: not every permission is a string: changes nothing */
+        ev(
+            "policy.update",
+            json!({"role": "viewer", "permissions": [1, "x"]}),
+        ),
+        /* 6 */ ev("role.grant", json!({"principal": "bob", "role": "viewer"})),
+        /* 7 */
+        ev(
+            "policy.update",
+            json!({"role": "viewer", "permissions": ["doc.read"]}),
+        ),
+        /* 8 */ denied,
+        /* 9 */
+        ev(
+            "role.revoke",
+            json!({"principal": "alice", "role": "editor", "scope": acme}),
+        ),
+    ];
+    for e in &events {
+        common::append(store, std::slice::from_ref(e));
+    }
+    common::stored(store)
+        .iter()
+        .map(|e| {
+            let t = e.as_ref().unwrap()["time"].as_str().unwrap();
+            stele_core::timestamp::Timestamp::parse(t)
+                .unwrap()
+                .unix_nanos()
+        })
+        .collect()
+}
+
+/// (role, permissions, index of the defining policy.update) of each grant of `who`.
+fn permissions(index: &Index, who: &str, t: i64) -> Vec<(String, Vec<String>, Option<u64>)> {
+    let r = index.replay_principal(who, t).unwrap();
+    r.roles
+        .into_iter()
+        .map(|g| {
+            if let Some(p) = &g.permissions {
+                assert_eq!(p.leaf_hash, index.store().leaf_hash(p.index).unwrap());
+            }
+            (
+                g.role,
+                g.permissions.as_ref().map_or(vec![], |p| p.set.clone()),
+                g.permissions.map(|p| p.index),
+            )
+        })
+        .collect()
+}
+
+/// (principal, role, via group) of everyone holding `permission` at `t`.
+fn permitted(
+    index: &Index,
+    permission: &str,
+    scope: &ScopeFilter,
+    t: i64,
+) -> Vec<(String, String, Option<String>)> {
+    let r = index.replay_permission(permission, scope, t).unwrap();
+    assert_eq!(r.permission, permission);
+    r.principals
+        .into_iter()
+        .map(|g| {
+            let set = &g.permissions.as_ref().unwrap().set;
+            assert!(set.iter().any(|p| p == permission), "{set:?}");
+            (g.principal.unwrap(), g.role, g.via.map(|v| v.group))
+        })
+        .collect()
+}
+
+fn check_permissions(index: &Index, t: &[i64]) {
+    let s = |v: &[&str]| v.iter().map(|x| own(x)).collect::<Vec<_>>();
+    let all = ScopeFilter::default();
+    // The first definition, deduplicated and sorted.
+    assert_eq!(
+        permissions(index, "alice", t[1]),
+        vec![(own("editor"), s(&["doc.read", "doc.write"]), Some(0))]
+    );
+    // Redefined at 4: the new set replaces the old one.
+    assert_eq!(
+        permissions(index, "alice", t[4]),
+        vec![(own("editor"), s(&["doc.read"]), Some(4))]
+    );
+    // The malformed definition at 5 changes nothing: viewer has no permissions yet.
+    assert_eq!(
+        permissions(index, "bob", t[6]),
+        vec![(own("viewer"), vec![], None)]
+    );
+    assert_eq!(
+        permissions(index, "bob", t[7]),
+        vec![(own("viewer"), s(&["doc.read"]), Some(7))]
+    );
+    // The denied update at 8 changes nothing either.
+    assert_eq!(
+        permissions(index, "carol", t[8]),
+        vec![(own("editor"), s(&["doc.read"]), Some(4))]
+    );
+    // Reverse: who could write documents, directly or through a group, and when.
+    assert_eq!(
+        permitted(index, "doc.write", &all, t[3]),
+        vec![
+            (own("alice"), own("editor"), None),
+            (own("carol"), own("editor"), Some(own("eng"))),
+            (own("eng"), own("editor"), None),
+        ]
+    );
+    assert_eq!(permitted(index, "doc.write", &all, t[4]), vec![]);
+    assert_eq!(permitted(index, "doc.write", &all, t[0] - 1), vec![]);
+    assert_eq!(
+        permitted(index, "doc.read", &all, t[7])
+            .into_iter()
+            .map(|(p, r, _)| (p, r))
+            .collect::<Vec<_>>(),
+        vec![
+            (own("alice"), own("editor")),
+            (own("bob"), own("viewer")),
+            (own("carol"), own("editor")),
+            (own("eng"), own("editor")),
+        ]
+    );
+    // After alice's revocation; and a scope alice's grant is not in.
+    let after: Vec<String> = permitted(index, "doc.read", &all, t[9])
+        .into_iter()
+        .map(|(p, _, _)| p)
+        .collect();
+    assert_eq!(after, s(&["bob", "carol", "eng"]));
+    let globex = ScopeFilter {
+        kind: Some(own("tenant")),
+        id: Some(own("globex")),
+    };
+    let in_globex: Vec<String> = permitted(index, "doc.read", &globex, t[7])
+        .into_iter()
+        .map(|(p, _, _)| p)
+        .collect();
+    assert_eq!(in_globex, s(&["bob", "carol", "eng"]));
+    assert_eq!(permitted(index, "nothing.at.all", &all, t[9]), vec![]);
+}
+
+#[test]
+fn replay_gives_each_role_the_permissions_policy_updates_defined_then() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open_store(dir.path());
+    let t = permission_scenario(&store);
+    let index_dir = dir.path().join("index");
+    let index = common::open_index(&store, &index_dir, 64);
+    index.catch_up().unwrap();
+    assert_eq!(
+        index.change_events(),
+        8,
+        "the malformed and the denied policy.update are not changes"
+    );
+    check_permissions(&index, &t);
+    // The same from sealed chunk files, without the log.
+    let filler: Vec<Value> = (0..118).map(|_| ev("authz.check", json!({}))).collect();
+    common::append(&store, &filler);
+    index.catch_up().unwrap();
+    drop(index);
+    let index = common::open_index(&store, &index_dir, 64);
+    assert_eq!(index.indexed(), 128);
+    assert_eq!(index.change_events(), 8);
+    check_permissions(&index, &t);
+}

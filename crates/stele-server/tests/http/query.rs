@@ -273,6 +273,71 @@ async fn replay_by_principal_and_by_role() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn replay_by_permission_with_the_defining_policy_update_proven() {
+    let log = start().await;
+    let change = |action: &str, c: Value| {
+        json!({
+            "actor": {"type": "user", "id": "root"}, "action": action,
+            "resource": {"type": "role", "id": "r"}, "outcome": "allow", "change": c,
+        })
+    };
+    let p = log
+        .append(&change(
+            "policy.update",
+            json!({"role": "auditor", "permissions": ["log.read", "log.export"]}),
+        ))
+        .await;
+    let g = log
+        .append(&change(
+            "role.grant",
+            json!({"principal": "alice", "role": "auditor"}),
+        ))
+        .await;
+    let t = g[0]["time"].as_str().unwrap().to_owned();
+    log.indexed().await;
+    log.checkpoint().await;
+
+    let (status, r) = log
+        .get_json(&format!(
+            "/v1/replay?as_of={t}&permission=log.export&proof_tree_size=latest"
+        ))
+        .await;
+    assert_eq!(status, 200, "{r}");
+    assert_eq!(r["permission"], "log.export");
+    let principals = r["principals"].as_array().unwrap();
+    assert_eq!(principals.len(), 1, "{r}");
+    let grant = &principals[0];
+    assert_eq!(
+        (&grant["principal"], &grant["role"]),
+        (&json!("alice"), &json!("auditor"))
+    );
+    assert_eq!(grant["index"], 1);
+    let perms = &grant["permissions"];
+    assert_eq!(perms["set"], json!(["log.export", "log.read"]));
+    assert_eq!(perms["index"], 0);
+    assert_eq!(perms["leaf_hash"], p[0]["leaf_hash"]);
+    assert_eq!(perms["defined_at"], p[0]["time"]);
+    // Both entries come with proofs against the checkpoint: the grant and the definition.
+    for proof in [&grant["inclusion_proof"], &perms["inclusion_proof"]] {
+        assert_eq!(proof.as_array().unwrap().len(), 1, "{r}");
+    }
+    // By principal, the role carries its permissions too.
+    let (_, r) = log
+        .get_json(&format!("/v1/replay?as_of={t}&principal=alice"))
+        .await;
+    assert_eq!(
+        r["roles"][0]["permissions"]["set"],
+        json!(["log.export", "log.read"])
+    );
+    // A permission no role gives: nobody.
+    let (_, r) = log
+        .get_json(&format!("/v1/replay?as_of={t}&permission=log.delete"))
+        .await;
+    assert_eq!(r["principals"], json!([]));
+    log.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn bad_parameters_are_400_naming_the_parameter() {
     let log = start().await;
     log.append(&ev("u", "authz.check", "allow", "t", "r")).await;
@@ -303,6 +368,14 @@ async fn bad_parameters_are_400_naming_the_parameter() {
         ),
         ("/v1/replay?as_of=soon&principal=a", "as_of"),
         ("/v1/replay?as_of=2026-03-01&role=r&scope_id=x", "scope_id"),
+        (
+            "/v1/replay?as_of=2026-03-01&role=r&permission=p",
+            "permission",
+        ),
+        (
+            "/v1/replay?as_of=2026-03-01&principal=a&scope_type=tenant",
+            "scope_type",
+        ),
     ];
     for (path, param) in cases {
         let (status, body) = log.get_json(path).await;

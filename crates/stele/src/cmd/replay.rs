@@ -1,4 +1,5 @@
-//! `stele replay`: who held which role at an instant, through `GET /v1/replay`.
+//! `stele replay`: who held which role (and so which permissions) at an instant, through
+//! `GET /v1/replay`.
 
 use std::io::Write;
 use std::process::ExitCode;
@@ -21,7 +22,7 @@ pub enum Format {
 
 /// Arguments of `stele replay`.
 #[derive(Debug, Args)]
-#[command(group(ArgGroup::new("who").required(true).args(["principal", "role"])))]
+#[command(group(ArgGroup::new("who").required(true).args(["principal", "role", "permission"])))]
 pub struct ReplayArgs {
     /// Server URL.
     #[arg(long, default_value = DEFAULT_URL)]
@@ -35,8 +36,11 @@ pub struct ReplayArgs {
     /// List the principals that held this role.
     #[arg(long, value_name = "NAME")]
     role: Option<String>,
-    /// With --role: only this scope type (unscoped grants are included).
-    #[arg(long, requires = "role")]
+    /// List the principals that held a role giving this permission (from `policy.update`).
+    #[arg(long, value_name = "NAME")]
+    permission: Option<String>,
+    /// With --role or --permission: only this scope type (unscoped grants are included).
+    #[arg(long)]
     scope_type: Option<String>,
     /// With --role and --scope-type: only this scope id.
     #[arg(long, requires = "scope_type")]
@@ -60,6 +64,7 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
     for (k, v) in [
         ("principal", &args.principal),
         ("role", &args.role),
+        ("permission", &args.permission),
         ("scope_type", &args.scope_type),
         ("scope_id", &args.scope_id),
         ("proof_tree_size", &args.proof_tree_size),
@@ -90,11 +95,11 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
             "ROLE",
         )
     } else {
-        writeln!(
-            out,
-            "{} as of {as_of}:",
-            answer["role"].as_str().unwrap_or("?")
-        )?;
+        let what = match answer["permission"].as_str() {
+            Some(p) => format!("permission {p}"),
+            None => answer["role"].as_str().unwrap_or("?").to_owned(),
+        };
+        writeln!(out, "{what} as of {as_of}:")?;
         (
             answer["principals"].as_array().cloned().unwrap_or_default(),
             "PRINCIPAL",
@@ -102,14 +107,35 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
     };
     writeln!(
         out,
-        "{first:<24}  {:<28}  {:<30}  {:>9}  VIA",
-        "SCOPE", "GRANTED AT", "INDEX"
+        "{first:<24}  {:<28}  {:<30}  {:>9}  {:<32}  VIA",
+        "SCOPE", "GRANTED AT", "INDEX", "PERMISSIONS (DEFINED AT ENTRY)"
     )?;
     for g in &rows {
         let name = if first == "ROLE" {
-            &g["role"]
+            g["role"].as_str().unwrap_or("").to_owned()
+        } else if answer["permission"].is_string() {
+            format!(
+                "{} ({})",
+                g["principal"].as_str().unwrap_or(""),
+                g["role"].as_str().unwrap_or("")
+            )
         } else {
-            &g["principal"]
+            g["principal"].as_str().unwrap_or("").to_owned()
+        };
+        let permissions = match &g["permissions"] {
+            Value::Object(p) => format!(
+                "{} ({})",
+                p.get("set")
+                    .and_then(Value::as_array)
+                    .map(|s| s
+                        .iter()
+                        .filter_map(Value::as_str)
+                        .collect::<Vec<_>>()
+                        .join(","))
+                    .unwrap_or_default(),
+                p.get("index").and_then(Value::as_u64).unwrap_or(0)
+            ),
+            _ => "-".to_owned(),
         };
         let scope = match &g["scope"] {
             Value::Object(s) => format!(
@@ -129,8 +155,7 @@ pub fn run(args: ReplayArgs) -> Result<ExitCode> {
         };
         writeln!(
             out,
-            "{:<24}  {scope:<28}  {:<30}  {:>9}  {via}",
-            name.as_str().unwrap_or(""),
+            "{name:<24}  {scope:<28}  {:<30}  {:>9}  {permissions:<32}  {via}",
             g["granted_at"].as_str().unwrap_or(""),
             g["index"]
         )?;

@@ -1,6 +1,7 @@
-//! `GET /v1/replay?as_of=T&principal=ID` and `GET /v1/replay?as_of=T&role=NAME[&scope_type=…
-//! [&scope_id=…]]`: the grants in force at an instant, each with the log entry that
-//! established it (conventions in `docs/query.md`).
+//! `GET /v1/replay?as_of=T&principal=ID`, `GET /v1/replay?as_of=T&role=NAME[&scope_type=…
+//! [&scope_id=…]]` and `GET /v1/replay?as_of=T&permission=P[&scope_type=…[&scope_id=…]]`: the
+//! grants in force at an instant, each with the log entry that established it and the
+//! permissions its role gave then (conventions in `docs/query.md`).
 
 use axum::extract::State;
 use axum::Json;
@@ -26,6 +27,7 @@ pub async fn replay(
             "as_of",
             "principal",
             "role",
+            "permission",
             "scope_type",
             "scope_id",
             "proof_tree_size",
@@ -37,6 +39,7 @@ pub async fn replay(
         .ok_or_else(|| ApiError::BadRequest("the query parameter as_of is required".to_owned()))?;
     let principal = params.get("principal").map(str::to_owned);
     let role = params.get("role").map(str::to_owned);
+    let permission = params.get("permission").map(str::to_owned);
     let scopes = ScopeFilter {
         kind: params.get("scope_type").map(str::to_owned),
         id: params.get("scope_id").map(str::to_owned),
@@ -48,41 +51,42 @@ pub async fn replay(
     }
     if principal.is_some() && (scopes.kind.is_some()) {
         return Err(ApiError::BadRequest(
-            "the query parameters scope_type and scope_id go with role, not principal".to_owned(),
+            "the query parameters scope_type and scope_id go with role or permission, not principal"
+                .to_owned(),
         ));
     }
     let proof_size = params.proof_tree_size(&state)?;
     let answer = state
         .with_store(move |store| {
-            let (mut value, lag) = match (principal, role) {
-                (Some(p), None) => {
-                    let mut r = index.replay_principal(&p, as_of).map_err(store_err)?;
-                    let lag = index.lag();
-                    if let Some(n) = proof_size {
-                        for g in &mut r.roles {
-                            g.inclusion_proof = Some(prove(store, g.index, n)?);
-                        }
+            let (mut value, lag) =
+                match (principal, role, permission) {
+                    (Some(p), None, None) => {
+                        let mut r = index.replay_principal(&p, as_of).map_err(store_err)?;
+                        let lag = index.lag();
+                        prove_grants(store, &mut r.roles, proof_size)?;
+                        (serde_json::to_value(r), lag)
                     }
-                    (serde_json::to_value(r), lag)
-                }
-                (None, Some(role)) => {
-                    let mut r = index
-                        .replay_role(&role, &scopes, as_of)
-                        .map_err(store_err)?;
-                    let lag = index.lag();
-                    if let Some(n) = proof_size {
-                        for g in &mut r.principals {
-                            g.inclusion_proof = Some(prove(store, g.index, n)?);
-                        }
+                    (None, Some(role), None) => {
+                        let mut r = index
+                            .replay_role(&role, &scopes, as_of)
+                            .map_err(store_err)?;
+                        let lag = index.lag();
+                        prove_grants(store, &mut r.principals, proof_size)?;
+                        (serde_json::to_value(r), lag)
                     }
-                    (serde_json::to_value(r), lag)
-                }
-                _ => {
-                    return Err(stele_store::StoreError::InvalidArgument(
-                        "give exactly one of the query parameters principal and role".to_owned(),
-                    ))
-                }
-            };
+                    (None, None, Some(permission)) => {
+                        let mut r = index
+                            .replay_permission(&permission, &scopes, as_of)
+                            .map_err(store_err)?;
+                        let lag = index.lag();
+                        prove_grants(store, &mut r.principals, proof_size)?;
+                        (serde_json::to_value(r), lag)
+                    }
+                    _ => return Err(stele_store::StoreError::InvalidArgument(
+                        "give exactly one of the query parameters principal, role and permission"
+                            .to_owned(),
+                    )),
+                };
             if let Ok(Value::Object(map)) = &mut value {
                 map.insert("index_lag".to_owned(), Value::from(lag));
                 if let Some(n) = proof_size {
@@ -95,6 +99,25 @@ pub async fn replay(
     Ok(Json(answer))
 }
 
+/// With `proof_tree_size`, proves each grant's establishing entry and the `policy.update`
+/// that defined its role's permissions.
+fn prove_grants(
+    store: &stele_store::Store,
+    grants: &mut [stele_index::Grant],
+    proof_size: Option<u64>,
+) -> Result<(), stele_store::StoreError> {
+    let Some(n) = proof_size else {
+        return Ok(());
+    };
+    for g in grants {
+        g.inclusion_proof = Some(prove(store, g.index, n)?);
+        if let Some(p) = &mut g.permissions {
+            p.inclusion_proof = Some(prove(store, p.index, n)?);
+        }
+    }
+    Ok(())
+}
+
 fn prove(
     store: &stele_store::Store,
     index: u64,
@@ -102,7 +125,7 @@ fn prove(
 ) -> Result<Vec<stele_core::Hash>, stele_store::StoreError> {
     if index >= size {
         return Err(stele_store::StoreError::InvalidArgument(format!(
-            "the query parameter proof_tree_size {size} does not include entry {index}, which established a grant; use a later tree size"
+            "the query parameter proof_tree_size {size} does not include entry {index}, on which a replayed grant rests; use a later tree size"
         )));
     }
     store.inclusion_proof(index, size)
