@@ -329,6 +329,59 @@ fn public_verification_opens_checkpoint_and_hash_tiles_but_not_entries() {
 }
 
 #[test]
+fn verification_material_can_be_kept_to_auditors() {
+    let w = world(&["--auditor-only-verification"]);
+    let s = &w.server;
+    for path in [
+        "/checkpoint",
+        "/v1/log",
+        "/tile/0/000.p/1",
+        "/v1/key/rotations",
+    ] {
+        assert_eq!(status(s, Method::GET, path, None, None), 401, "{path}");
+        let r = send(s, Method::GET, path, Some(&w.who.reader), None);
+        assert_eq!(r.status().as_u16(), 403, "{path}");
+        let body: Value = r.json().unwrap();
+        assert_eq!(body["required_role"], json!(["auditor"]), "{path}");
+        assert_eq!(
+            status(s, Method::GET, path, Some(&w.who.auditor), None),
+            200,
+            "{path}"
+        );
+    }
+    // A reader still verifies its own entry: the proof at the latest checkpoint's size
+    // carries that checkpoint.
+    let size = s.size();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    let proof = loop {
+        let r = send(
+            s,
+            Method::GET,
+            &format!("/v1/proofs/inclusion?index={}", w.acme.0),
+            Some(&w.who.reader),
+            None,
+        );
+        assert_eq!(r.status().as_u16(), 200);
+        let v: Value = r.json().unwrap();
+        if v["checkpoint"].is_string() && v["tree_size"].as_u64() >= Some(size) {
+            break v;
+        }
+        assert!(Instant::now() < deadline, "no checkpoint in the proof: {v}");
+        std::thread::sleep(Duration::from_millis(100));
+    };
+    assert!(proof["checkpoint"].as_str().unwrap().contains('\u{2014}'));
+    // Public and auditor-only at once is refused.
+    let out = run_stele([
+        "serve",
+        "--data",
+        s.data.to_str().unwrap(),
+        "--public-verification",
+        "--auditor-only-verification",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
 fn revocation_and_expiry_take_effect_on_the_next_request() {
     let w = world(&[]);
     let s = &w.server;

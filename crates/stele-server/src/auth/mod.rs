@@ -51,9 +51,13 @@ pub use meta::{
 #[derive(Clone, Debug, Default)]
 pub struct AuthSettings {
     /// Serve `/checkpoint`, hash tiles and `/v1/log` to anyone. Off: readers and auditors
-    /// only. Entry bundles (`/tile/entries/…`) hold every tenant's events and are always for
-    /// auditors only.
+    /// only (auditors only with [`AuthSettings::auditor_only_verification`]). Entry bundles
+    /// (`/tile/entries/…`) hold every tenant's events and are always for auditors only.
     pub public_verification: bool,
+    /// Serve `/checkpoint`, hash tiles, `/v1/log` and `/v1/key/rotations` to auditors only
+    /// (readers then verify their proofs against the checkpoint that inclusion proofs at the
+    /// latest checkpoint's size carry). Ignored with `public_verification`.
+    pub auditor_only_verification: bool,
     /// Serve `/metrics` to anyone. Off: auditors and admins only.
     pub public_metrics: bool,
     /// Requests per second each principal may make, with bursts of twice that; `None`:

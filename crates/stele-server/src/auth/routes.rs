@@ -10,7 +10,7 @@
 //! | `GET /v1/events?…`, `GET /v1/events/count` | reader (own tenants only), auditor | `audit.query` |
 //! | `GET /v1/replay` | auditor | `audit.query` |
 //! | `GET /tile/entries/…` | auditor | `audit.export` |
-//! | `GET /checkpoint`, `GET /tile/<L>/…`, `GET /v1/log`, `GET /v1/key/rotations` | public with `--public-verification`, else reader, auditor | — |
+//! | `GET /checkpoint`, `GET /tile/<L>/…`, `GET /v1/log`, `GET /v1/key/rotations` | public with `--public-verification`, auditor with `--auditor-only-verification`, else reader, auditor | — |
 //! | `GET /metrics` | public with `--public-metrics`, else auditor, admin | — |
 //! | `/v1/admin/tokens…` | admin | `admin.token.create`, `.list`, `.revoke` |
 //! | `GET /healthz`, `/openapi.json`, `/schema/…` | public | — |
@@ -40,7 +40,8 @@ pub const OPERATORS: &[Role] = &[Role::Auditor, Role::Admin];
 pub enum Access {
     /// Anyone, without credentials.
     Public,
-    /// Verification material: public with [`AuthSettings::public_verification`], else
+    /// Verification material: public with [`AuthSettings::public_verification`], auditors
+    /// only with [`AuthSettings::auditor_only_verification`], else
     /// [`READERS`].
     Verification,
     /// Metrics: public with [`AuthSettings::public_metrics`], else [`OPERATORS`].
@@ -55,6 +56,7 @@ impl Access {
         match self {
             Access::Public => None,
             Access::Verification if settings.public_verification => None,
+            Access::Verification if settings.auditor_only_verification => Some(AUDITORS),
             Access::Verification => Some(READERS),
             Access::Metrics if settings.public_metrics => None,
             Access::Metrics => Some(OPERATORS),

@@ -24,6 +24,10 @@ pub struct AccessArgs {
     /// bundles hold every tenant's events and stay auditor-only.
     #[arg(long, conflicts_with = "no_auth")]
     public_verification: bool,
+    /// Serve verification material (/checkpoint, hash tiles, /v1/log, /v1/key/rotations) to
+    /// auditor tokens only (default: reader and auditor tokens).
+    #[arg(long, conflicts_with_all = ["no_auth", "public_verification"])]
+    auditor_only_verification: bool,
     /// Serve /metrics to anyone (default: auditor and admin tokens only).
     #[arg(long, conflicts_with = "no_auth")]
     public_metrics: bool,
@@ -70,6 +74,7 @@ pub fn prepare(args: &AccessArgs, dir: &Path) -> Result<Prepared> {
     Ok(Prepared {
         settings: Some(AuthSettings {
             public_verification: args.public_verification,
+            auditor_only_verification: args.auditor_only_verification,
             public_metrics: args.public_metrics,
             rate_limit: NonZeroU32::new(args.rate_limit),
         }),
@@ -94,6 +99,7 @@ impl Prepared {
         if let Some(s) = &self.settings {
             tracing::info!(
                 public_verification = s.public_verification,
+                auditor_only_verification = s.auditor_only_verification,
                 public_metrics = s.public_metrics,
                 rate_limit = s.rate_limit.map(NonZeroU32::get),
                 "authentication is on"
