@@ -124,10 +124,13 @@ fn query_and_replay_through_the_cli_before_and_after_a_rebuild() {
     assert!(String::from_utf8_lossy(&out.stderr).contains("outcome"));
 
     // Replay: user-2 was granted auditor by entries 10 and 30 (the first establishes it).
-    let t = server.get_json("/v1/events/39")["time"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let time_of = |i: u64| -> String {
+        server.get_json(&format!("/v1/events/{i}"))["time"]
+            .as_str()
+            .unwrap()
+            .to_owned()
+    };
+    let t = time_of(39);
     let out = stele(&[
         "replay",
         "--url",
@@ -155,10 +158,7 @@ fn query_and_replay_through_the_cli_before_and_after_a_rebuild() {
     }));
     assert_eq!(status, 200, "{answer}");
     wait_indexed(&server);
-    let t = server.get_json("/v1/events/40")["time"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let t = time_of(40);
     let out = stele(&[
         "replay",
         "--url",

@@ -386,17 +386,10 @@ impl Index {
     /// # Errors
     /// Reading leaf hashes from the log.
     pub fn replay_role(&self, role: &str, scopes: &ScopeFilter, as_of: i64) -> Result<RoleReplay> {
-        let size = self.indexed();
-        let raw = self
-            .inner
-            .replay
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .role(role, scopes, as_of, size);
         Ok(RoleReplay {
             role: role.to_owned(),
             as_of: Timestamp::from_unix_nanos(as_of),
-            principals: self.grants(raw, true)?,
+            principals: self.replayed(|log, size| log.role(role, scopes, as_of, size))?,
         })
     }
 
@@ -411,17 +404,11 @@ impl Index {
         scopes: &ScopeFilter,
         as_of: i64,
     ) -> Result<PermissionReplay> {
-        let size = self.indexed();
-        let raw = self
-            .inner
-            .replay
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .permission(permission, scopes, as_of, size);
         Ok(PermissionReplay {
             permission: permission.to_owned(),
             as_of: Timestamp::from_unix_nanos(as_of),
-            principals: self.grants(raw, true)?,
+            principals: self
+                .replayed(|log, size| log.permission(permission, scopes, as_of, size))?,
         })
     }
 
@@ -432,6 +419,18 @@ impl Index {
             .read()
             .unwrap_or_else(|p| p.into_inner())
             .len()
+    }
+
+    /// Folds the replay log as far as the index reaches with `fold`, then looks up the leaf
+    /// hashes of the grants it gives (each naming its principal).
+    fn replayed(&self, fold: impl FnOnce(&ReplayLog, u64) -> Vec<RawGrant>) -> Result<Vec<Grant>> {
+        let size = self.indexed();
+        // The lock is released before the log is read for leaf hashes.
+        let raw = fold(
+            &self.inner.replay.read().unwrap_or_else(|p| p.into_inner()),
+            size,
+        );
+        self.grants(raw, true)
     }
 
     fn grants(&self, raw: Vec<RawGrant>, with_principal: bool) -> Result<Vec<Grant>> {

@@ -18,6 +18,22 @@ fn ev(action: &str, change: Value) -> Value {
 }
 
 /// Appends each event on its own, so each gets its own commit time; returns the times.
+fn append_each(store: &Store, events: &[Value]) -> Vec<i64> {
+    for e in events {
+        common::append(store, std::slice::from_ref(e));
+    }
+    common::stored(store)
+        .iter()
+        .map(|e| {
+            let t = e.as_ref().unwrap()["time"].as_str().unwrap();
+            stele_core::timestamp::Timestamp::parse(t)
+                .unwrap()
+                .unix_nanos()
+        })
+        .collect()
+}
+
+/// The first hand-checked scenario; returns the events' commit times.
 fn scenario(store: &Store) -> Vec<i64> {
     let acme = json!({"type": "tenant", "id": "acme"});
     let mut denied = ev("role.grant", json!({"principal": "dave", "role": "admin"}));
@@ -65,18 +81,7 @@ fn scenario(store: &Store) -> Vec<i64> {
         ),
         /* 12 */ ev("role.grant", json!({"principal": "frank"})),
     ];
-    for e in &events {
-        common::append(store, std::slice::from_ref(e));
-    }
-    common::stored(store)
-        .iter()
-        .map(|e| {
-            let t = e.as_ref().unwrap()["time"].as_str().unwrap();
-            stele_core::timestamp::Timestamp::parse(t)
-                .unwrap()
-                .unix_nanos()
-        })
-        .collect()
+    append_each(store, &events)
 }
 
 /// (role, scope or "*", index, via group@membership index) of one grant.
@@ -307,18 +312,7 @@ fn permission_scenario(store: &Store) -> Vec<i64> {
             json!({"principal": "alice", "role": "editor", "scope": acme}),
         ),
     ];
-    for e in &events {
-        common::append(store, std::slice::from_ref(e));
-    }
-    common::stored(store)
-        .iter()
-        .map(|e| {
-            let t = e.as_ref().unwrap()["time"].as_str().unwrap();
-            stele_core::timestamp::Timestamp::parse(t)
-                .unwrap()
-                .unix_nanos()
-        })
-        .collect()
+    append_each(store, &events)
 }
 
 /// (role, permissions, index of the defining policy.update) of each grant of `who`.

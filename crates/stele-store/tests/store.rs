@@ -260,9 +260,15 @@ fn retries_are_idempotent_and_conflicts_change_nothing() {
 }
 
 /// An entry with a distinct 16-byte id made from `n`.
-fn keyed_n(n: u32, payload: &str) -> NewEntry {
+/// The event id of [`keyed_n`]'s entry `n`.
+fn id_n(n: u32) -> [u8; 16] {
     let mut id = [0u8; 16];
     id[..4].copy_from_slice(&n.to_be_bytes());
+    id
+}
+
+fn keyed_n(n: u32, payload: &str) -> NewEntry {
+    let id = id_n(n);
     let data = format!("{}|{}|{payload}", hex::encode(id), hex::encode([7u8; 16])).into_bytes();
     NewEntry {
         key: key_of(&data),
@@ -271,28 +277,32 @@ fn keyed_n(n: u32, payload: &str) -> NewEntry {
     }
 }
 
+/// A log of `n` keyed entries (appended `batch` at a time, then checkpointed and closed),
+/// reopened after its id index was deleted.
+fn reopened_without_id_index(dir: &Path, n: u32, batch: usize) -> Store {
+    let store = open(dir);
+    for chunk in (0..n).collect::<Vec<_>>().chunks(batch) {
+        let entries = chunk.iter().map(|&i| keyed_n(i, "event")).collect();
+        store.append_blocking(entries).unwrap();
+    }
+    store.publish_checkpoint().unwrap();
+    store.close().unwrap();
+    drop(store);
+    std::fs::remove_dir_all(dir.join("log/idindex")).unwrap();
+    open(dir)
+}
+
 #[test]
 fn lost_id_index_is_rebuilt_from_the_entries() {
     // The id index is derived: without it (lost, or written by an older build) every id is
     // indexed again on open, including those in the partial bundle just below the
     // checkpoint, which recovery does not re-hash.
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
     let n = 600u32;
-    for chunk in (0..n).collect::<Vec<_>>().chunks(97) {
-        let batch = chunk.iter().map(|&i| keyed_n(i, "event")).collect();
-        store.append_blocking(batch).unwrap();
-    }
-    store.publish_checkpoint().unwrap();
-    store.close().unwrap();
-    drop(store);
-    std::fs::remove_dir_all(dir.path().join("log/idindex")).unwrap();
-    let store = open(dir.path());
+    let store = reopened_without_id_index(dir.path(), n, 97);
     for i in 0..n {
-        let mut id = [0u8; 16];
-        id[..4].copy_from_slice(&i.to_be_bytes());
         assert_eq!(
-            store.index_of(&id).unwrap(),
+            store.index_of(&id_n(i)).unwrap(),
             Some(u64::from(i)),
             "id of entry {i}"
         );
@@ -309,25 +319,14 @@ fn a_large_lost_id_index_is_rebuilt_a_chunk_at_a_time() {
     // recovery hands them over in chunks and a layer is written out while it runs. Every id
     // must still be found, from whichever tier holds it, and retries stay idempotent.
     let dir = tempfile::tempdir().unwrap();
-    let store = open(dir.path());
     let n = 300_000u32;
-    for chunk in (0..n).collect::<Vec<_>>().chunks(20_000) {
-        let batch = chunk.iter().map(|&i| keyed_n(i, "event")).collect();
-        store.append_blocking(batch).unwrap();
-    }
-    store.publish_checkpoint().unwrap();
-    store.close().unwrap();
-    drop(store);
-    std::fs::remove_dir_all(dir.path().join("log/idindex")).unwrap();
-    let store = open(dir.path());
+    let store = reopened_without_id_index(dir.path(), n, 20_000);
     for i in (0..n)
         .step_by(7)
         .chain([65_535, 65_536, 229_375, 229_376, n - 1])
     {
-        let mut id = [0u8; 16];
-        id[..4].copy_from_slice(&i.to_be_bytes());
         assert_eq!(
-            store.index_of(&id).unwrap(),
+            store.index_of(&id_n(i)).unwrap(),
             Some(u64::from(i)),
             "id of entry {i}"
         );
@@ -342,9 +341,7 @@ fn a_large_lost_id_index_is_rebuilt_a_chunk_at_a_time() {
     store.close().unwrap();
     drop(store);
     let store = open(dir.path());
-    let mut id = [0u8; 16];
-    id[..4].copy_from_slice(&123_456u32.to_be_bytes());
-    assert_eq!(store.index_of(&id).unwrap(), Some(123_456));
+    assert_eq!(store.index_of(&id_n(123_456)).unwrap(), Some(123_456));
 }
 
 /// Copies a live data directory: what a crash at this instant would leave (all written data).
