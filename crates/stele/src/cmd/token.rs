@@ -189,23 +189,7 @@ fn create(args: CreateArgs) -> Result<ExitCode> {
     }
     let (token, description) = match &args.target.url {
         Some(url) => {
-            // Check here too, so a mistake is told before the server is asked.
-            spec.validate(now)?;
-            let client = Client::new(url)?;
-            let mut body = json!({"role": spec.role, "tenants": spec.tenants});
-            for (k, v) in [("source", &spec.source), ("label", &spec.label)] {
-                if let Some(v) = v {
-                    body[k] = json!(v);
-                }
-            }
-            if let Some(e) = spec.expires {
-                body["expires"] = json!(e);
-            }
-            let resp = client.send(client.post("/v1/admin/tokens").json(&body))?;
-            if !resp.status().is_success() {
-                return Err(http_failure("POST", resp).into());
-            }
-            let answer: Value = resp.json().context("reading the server's answer")?;
+            let answer = create_over_api(url, &spec, now)?;
             let token = answer
                 .get("token")
                 .and_then(Value::as_str)
@@ -228,6 +212,31 @@ fn create(args: CreateArgs) -> Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
+/// Asks the admin API at `url` for the token or certificate principal `spec` describes;
+/// the server's JSON answer. `spec` is checked here first, so a mistake is told before the
+/// server is asked.
+fn create_over_api(url: &str, spec: &NewToken, now: Timestamp) -> Result<Value> {
+    spec.validate(now)?;
+    let client = Client::new(url)?;
+    let mut body = json!({"role": spec.role, "tenants": spec.tenants});
+    if let Some(c) = &spec.certificate_sha256 {
+        body["certificate_sha256"] = json!(c);
+    }
+    for (k, v) in [("source", &spec.source), ("label", &spec.label)] {
+        if let Some(v) = v {
+            body[k] = json!(v);
+        }
+    }
+    if let Some(e) = spec.expires {
+        body["expires"] = json!(e);
+    }
+    let resp = client.send(client.post("/v1/admin/tokens").json(&body))?;
+    if !resp.status().is_success() {
+        return Err(http_failure("POST", resp).into());
+    }
+    resp.json().context("reading the server's answer")
+}
+
 /// The SHA-256 fingerprint of the first certificate of a PEM file (the client's own; any
 /// further ones are its chain).
 fn certificate_fingerprint(path: &std::path::Path) -> Result<stele_auth::CertFingerprint> {
@@ -247,23 +256,7 @@ fn create_certificate_principal(
 ) -> Result<ExitCode> {
     let (id, description) = match &target.url {
         Some(url) => {
-            spec.validate(now)?;
-            let client = Client::new(url)?;
-            let mut body = json!({"role": spec.role, "tenants": spec.tenants,
-                                  "certificate_sha256": spec.certificate_sha256});
-            for (k, v) in [("source", &spec.source), ("label", &spec.label)] {
-                if let Some(v) = v {
-                    body[k] = json!(v);
-                }
-            }
-            if let Some(e) = spec.expires {
-                body["expires"] = json!(e);
-            }
-            let resp = client.send(client.post("/v1/admin/tokens").json(&body))?;
-            if !resp.status().is_success() {
-                return Err(http_failure("POST", resp).into());
-            }
-            let answer: Value = resp.json().context("reading the server's answer")?;
+            let answer = create_over_api(url, spec, now)?;
             let id = answer
                 .get("id")
                 .and_then(Value::as_str)
