@@ -114,8 +114,10 @@ impl Index {
         let chunks_dir = opts.dir.join("chunks");
         std::fs::create_dir_all(&chunks_dir).map_err(IndexError::io("create", &chunks_dir))?;
         let meta_path = opts.dir.join("meta.json");
+        // Format 2: sealed chunks also hold `policy.update` permission records; chunks of
+        // format 1 lack them, so they are rebuilt rather than trusted.
         let meta = Meta {
-            format: 1,
+            format: 2,
             chunk_size,
         };
         let found: Option<Meta> = std::fs::read(&meta_path)
