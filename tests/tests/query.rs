@@ -131,23 +131,16 @@ fn query_and_replay_through_the_cli_before_and_after_a_rebuild() {
             .to_owned()
     };
     let t = time_of(39);
-    let out = stele(&[
-        "replay",
-        "--url",
-        url,
-        "--as-of",
-        &t,
-        "--principal",
-        "user-2",
-        "--format",
-        "json",
-    ]);
+    let replay = |t: &str, rest: &[&str]| {
+        stele(&[&["replay", "--url", url, "--as-of", t][..], rest].concat())
+    };
+    let out = replay(&t, &["--principal", "user-2", "--format", "json"]);
     let r: Value = serde_json::from_str(&out).unwrap();
     assert_eq!(r["active"], true);
     assert_eq!(r["roles"].as_array().unwrap().len(), 1);
     assert_eq!(r["roles"][0]["role"], "auditor");
     assert_eq!(r["roles"][0]["index"], 10);
-    let out = stele(&["replay", "--url", url, "--as-of", &t, "--role", "auditor"]);
+    let out = replay(&t, &["--role", "auditor"]);
     assert!(out.contains("user-0") && out.contains("user-2"), "{out}");
     // A policy.update gives the auditor role a permission: replay by permission finds its
     // holders, each row naming the entry that defined it (index 40).
@@ -159,15 +152,7 @@ fn query_and_replay_through_the_cli_before_and_after_a_rebuild() {
     assert_eq!(status, 200, "{answer}");
     wait_indexed(&server);
     let t = time_of(40);
-    let out = stele(&[
-        "replay",
-        "--url",
-        url,
-        "--as-of",
-        &t,
-        "--permission",
-        "log.read",
-    ]);
+    let out = replay(&t, &["--permission", "log.read"]);
     assert!(
         out.starts_with("permission log.read as of")
             && out.contains("user-2 (auditor)")

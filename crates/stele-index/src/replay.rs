@@ -410,7 +410,7 @@ impl ReplayLog {
         t: i64,
         size: u64,
     ) -> Vec<RawGrant> {
-        let mut roles: Vec<&String> = self
+        let roles: Vec<&String> = self
             .by_role
             .keys()
             .filter(|role| {
@@ -420,7 +420,6 @@ impl ReplayLog {
                     })
             })
             .collect();
-        roles.sort_unstable();
         let mut out: Vec<RawGrant> = roles
             .into_iter()
             .flat_map(|role| self.role(role, scopes, t, size))
@@ -542,7 +541,12 @@ impl ReplayLog {
                 b.via.as_ref().map(|v| &v.group),
             ))
         });
-        self.with_permissions(out, t, size)
+        // One role: its permissions at `t` are the same for every grant.
+        let permissions = self.permissions_of(role, t, size);
+        for g in &mut out {
+            g.permissions.clone_from(&permissions);
+        }
+        out
     }
 
     /// Number of change records.

@@ -48,7 +48,8 @@ const FREEZE_RECORDS: usize = (1 << 18) / 8 * 7;
 /// log's index reaches disk without waiting for [`FREEZE_RECORDS`] events.
 const FREEZE_AGE: Duration = Duration::from_secs(30);
 
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+/// Keyed by client-chosen ids, so randomly seeded (no engineered collisions), but fast.
+pub(crate) type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
 
 /// What the index holds for one id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

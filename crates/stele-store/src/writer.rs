@@ -8,10 +8,7 @@
 //! thread, after waiting for the fsync thread, means a checkpoint can make the derived files
 //! durable at exactly the size it signs.
 
-use std::collections::{HashMap, VecDeque};
-
-/// Keyed by client-chosen ids, so randomly seeded (no engineered collisions), but fast.
-type FastMap<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
 use std::sync::Arc;
@@ -28,7 +25,7 @@ use tokio::sync::oneshot;
 use crate::bundles::BundleIndexWriter;
 use crate::error::{Result, StoreError};
 use crate::frame;
-use crate::idindex::{IdIndex, IdRecord, Indexed};
+use crate::idindex::{FastMap, IdIndex, IdRecord, Indexed};
 use crate::layout::{Layout, BUNDLE_WIDTH, ENTRIES_PER_SEGMENT};
 use crate::levels::LevelWriter;
 use crate::segments::SegmentWriter;
@@ -314,7 +311,7 @@ impl Writer {
             .collect();
         if let Err(e) = self.levels.flush().and_then(|_| self.bundles.flush()) {
             // Only derived files failed; still, this process must not go on serving from
-            // them. The group is still made durable and answered: its entries are written.
+            // them. The fsync thread then answers the group `Poisoned` too.
             self.poison(&e);
         }
 
@@ -468,8 +465,7 @@ impl Writer {
     }
 
     fn poison(&self, e: &StoreError) {
-        tracing::error!(error = %e, "storage write failed; refusing further writes until restart");
-        self.shared.poisoned.store(true, Ordering::Release);
+        crate::syncer::poison(&self.shared, e);
     }
 
     /// Makes derived files durable at the current size, then signs and writes a checkpoint.

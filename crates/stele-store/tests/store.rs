@@ -259,7 +259,6 @@ fn retries_are_idempotent_and_conflicts_change_nothing() {
     ));
 }
 
-/// An entry with a distinct 16-byte id made from `n`.
 /// The event id of [`keyed_n`]'s entry `n`.
 fn id_n(n: u32) -> [u8; 16] {
     let mut id = [0u8; 16];
@@ -267,6 +266,7 @@ fn id_n(n: u32) -> [u8; 16] {
     id
 }
 
+/// An entry with a distinct 16-byte id made from `n`.
 fn keyed_n(n: u32, payload: &str) -> NewEntry {
     let id = id_n(n);
     let data = format!("{}|{}|{payload}", hex::encode(id), hex::encode([7u8; 16])).into_bytes();

@@ -410,7 +410,7 @@ struct HttpRate {
 }
 
 /// CPU time (user + system) this process has used so far.
-fn process_cpu() -> Duration {
+pub(crate) fn process_cpu() -> Duration {
     // SAFETY: getrusage only writes the struct it is given.
     let mut u: libc::rusage = unsafe { std::mem::zeroed() };
     // SAFETY: as above; RUSAGE_SELF is always valid.
@@ -442,34 +442,20 @@ fn http(
     let config = stele_server::ServerConfig::default();
     let state = stele_server::AppState::new(store.clone(), config);
     let token = if auth {
-        let spec = stele_auth::NewToken {
-            role: Some(stele_auth::Role::Writer),
-            ..stele_auth::NewToken::default()
-        };
-        let (token, _) = stele_auth::TokenStore::new(dir)
-            .create(&spec, "bench", bench_now()?)
-            .context("creating the bench's writer token")?;
+        let token = bench_token(dir, stele_auth::Role::Writer, &[])?;
         let settings = stele_server::auth::AuthSettings {
             rate_limit: std::num::NonZeroU32::new(u32::MAX / 4),
             ..Default::default()
         };
-        let auth = stele_server::auth::Auth::open(dir, store.clone(), config.limits, settings)
-            .context("turning authentication on")?;
-        if state.enable_auth(auth).is_err() {
-            bail!("authentication was already on");
-        }
-        Some(token.expose().to_owned())
+        enable_auth(dir, &store, &state, settings)?;
+        Some(token)
     } else {
         None
     };
     let label = if auth { ", auth on" } else { "" };
     let mut rates = Vec::new();
-    let listener = server_rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-    let addr = listener.local_addr()?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = server_rt.spawn(stele_server::serve(listener, state, async move {
-        let _ = stop_rx.await;
-    }));
+    let server = BenchServer::start(&server_rt, state)?;
+    let addr = server.addr;
     let url = format!("http://{addr}/v1/events");
     // Named apart from the server's workers, so a profile tells the load generator's share.
     let client_rt = tokio::runtime::Builder::new_multi_thread()
@@ -520,10 +506,86 @@ fn http(
         println!("http single (1 event/request, {} connections{label}): {:.0} events/s over {secs:.1} s, {:.2} CPU-µs/event ({} group commits in all so far)", args.connections, r.rate, r.cpu_us, commits_before);
         rates.push(r);
     }
-    let _ = stop_tx.send(());
-    let _ = server_rt.block_on(server);
+    server.stop(&server_rt);
     store.close()?;
     Ok(rates)
+}
+
+/// Issues a token of `role` bound to `tenants` in the data directory `dir`; the secret.
+///
+/// # Errors
+/// The token file cannot be written, or the clock is unusable.
+pub(crate) fn bench_token(dir: &Path, role: stele_auth::Role, tenants: &[&str]) -> Result<String> {
+    let spec = stele_auth::NewToken {
+        role: Some(role),
+        tenants: tenants.iter().map(|t| (*t).to_owned()).collect(),
+        ..stele_auth::NewToken::default()
+    };
+    let (token, _) = stele_auth::TokenStore::new(dir)
+        .create(&spec, "bench", bench_now()?)
+        .context("creating a bench token")?;
+    Ok(token.expose().to_owned())
+}
+
+/// Turns authentication on for `state`, whose log `store` lives in `dir`: every request then
+/// passes the production authentication path and audited ones are meta-logged.
+///
+/// # Errors
+/// The token file cannot be read, or authentication was already on.
+pub(crate) fn enable_auth(
+    dir: &Path,
+    store: &Store,
+    state: &stele_server::AppState,
+    settings: stele_server::auth::AuthSettings,
+) -> Result<()> {
+    let limits = stele_server::ServerConfig::default().limits;
+    let auth = stele_server::auth::Auth::open(dir, store.clone(), limits, settings)
+        .context("turning authentication on")?;
+    if state.enable_auth(auth).is_err() {
+        bail!("authentication was already on");
+    }
+    Ok(())
+}
+
+/// A server on a loopback port, run by a bench's runtime until [`BenchServer::stop`].
+pub(crate) struct BenchServer {
+    /// Where it listens.
+    pub addr: std::net::SocketAddr,
+    stop: tokio::sync::oneshot::Sender<()>,
+    task: tokio::task::JoinHandle<std::io::Result<()>>,
+}
+
+impl BenchServer {
+    /// Serves `state` on `rt`.
+    ///
+    /// # Errors
+    /// No loopback port could be bound.
+    pub(crate) fn start(
+        rt: &tokio::runtime::Runtime,
+        state: stele_server::AppState,
+    ) -> Result<BenchServer> {
+        let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
+        let addr = listener.local_addr()?;
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let task = rt.spawn(stele_server::serve(listener, state, async move {
+            let _ = stopped.await;
+        }));
+        Ok(BenchServer { addr, stop, task })
+    }
+
+    /// Shuts it down and waits until it has.
+    pub(crate) fn stop(self, rt: &tokio::runtime::Runtime) {
+        let _ = self.stop.send(());
+        let _ = rt.block_on(self.task);
+    }
+}
+
+/// The 1-minute load average (other work on the machine shares its cores).
+pub(crate) fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
+        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 fn bench_now() -> Result<stele_core::timestamp::Timestamp> {

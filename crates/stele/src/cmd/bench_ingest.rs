@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context, Result};
 use tokio::io::AsyncWriteExt;
 
-use super::bench::{num_cpus, open_store, BenchArgs};
+use super::bench::{load_average, num_cpus, open_store, BenchArgs};
 
 /// Which receiver to load.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -233,16 +233,8 @@ struct ThreadCpu {
 
 impl ThreadCpu {
     fn now() -> Self {
-        // SAFETY: getrusage writes into the struct we own; RUSAGE_SELF is always valid.
-        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-        let total = if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } == 0 {
-            let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-            tv(ru.ru_utime) + tv(ru.ru_stime)
-        } else {
-            0.0
-        };
         ThreadCpu {
-            total,
+            total: crate::cmd::bench::process_cpu().as_secs_f64(),
             writer: named_threads_cpu("stele-writer"),
         }
     }
@@ -279,14 +271,6 @@ fn named_threads_cpu(name: &str) -> f64 {
             Some((utime + stime) / ticks)
         })
         .sum()
-}
-
-/// The 1-minute load average (other work on the machine shares its cores).
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 /// Runs one receiver's bench and prints its figure.

@@ -19,6 +19,8 @@ use stele_index::synth::{prepare, Synth, SynthConfig, ROLES};
 use stele_index::{Field, Filter, GroupBy, Index, IndexOptions, Match, Order};
 use stele_store::{NewEntry, Store, StoreOptions};
 
+use crate::cmd::bench::{bench_token, enable_auth, load_average, process_cpu, BenchServer};
+
 /// The bench clock: the commit time the store stamps (ns since the epoch).
 static NOW: AtomicI64 = AtomicI64::new(0);
 
@@ -65,11 +67,11 @@ pub fn run(scratch: &Path, events: u64, days: u64) -> Result<()> {
     let mut iopts = IndexOptions::new(&index_dir);
     iopts.follow = false;
     let t = Instant::now();
-    let cpu = cpu_seconds();
+    let cpu = process_cpu().as_secs_f64();
     let index = Index::open(store.clone(), iopts).context("opening the index")?;
     index.catch_up()?;
     let secs = t.elapsed().as_secs_f64();
-    let cpu = cpu_seconds() - cpu;
+    let cpu = process_cpu().as_secs_f64() - cpu;
     println!(
         "  index build from the log: {first} events in {secs:.1} s = {:.0} events/s (target >= 300000); {cpu:.1} CPU-s = {:.0} events per CPU-second, {:.2} cores busy; load average {}",
         first as f64 / secs,
@@ -103,7 +105,7 @@ pub fn run(scratch: &Path, events: u64, days: u64) -> Result<()> {
         })
     };
     let t = Instant::now();
-    let cpu = cpu_seconds();
+    let cpu = process_cpu().as_secs_f64();
     let mut at = first;
     let mut in_flight = std::collections::VecDeque::new();
     while !pending.is_empty() {
@@ -124,7 +126,7 @@ pub fn run(scratch: &Path, events: u64, days: u64) -> Result<()> {
     let append_secs = t.elapsed().as_secs_f64();
     let caught_up = index.wait_for(store.size(), Duration::from_secs(600));
     let total_secs = t.elapsed().as_secs_f64();
-    let cpu = cpu_seconds() - cpu;
+    let cpu = process_cpu().as_secs_f64() - cpu;
     done.store(true, Ordering::Relaxed);
     let _ = sampler.join();
     println!(
@@ -267,44 +269,16 @@ fn http_reads(data: &Path, store: &Store, index: &Index, weeks: u64) -> Result<(
         .build()?;
     let config = stele_server::ServerConfig::default();
     let state = stele_server::AppState::build(store.clone(), config, None, Some(index.clone()));
-    let now = stele_core::timestamp::Timestamp::from_unix_nanos(
-        i64::try_from(
-            std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)?
-                .as_nanos(),
-        )
-        .context("the clock is past 2262")?,
-    );
-    let tokens = stele_auth::TokenStore::new(data);
-    let issue = |role, tenants: &[&str]| -> Result<String> {
-        let spec = stele_auth::NewToken {
-            role: Some(role),
-            tenants: tenants.iter().map(|t| (*t).to_owned()).collect(),
-            ..stele_auth::NewToken::default()
-        };
-        let (token, _) = tokens
-            .create(&spec, "query bench", now)
-            .context("creating a bench token")?;
-        Ok(token.expose().to_owned())
-    };
-    let auditor = issue(stele_auth::Role::Auditor, &[])?;
-    let reader = issue(stele_auth::Role::Reader, &["tenant-0"])?;
-    let auth = stele_server::auth::Auth::open(
+    let auditor = bench_token(data, stele_auth::Role::Auditor, &[])?;
+    let reader = bench_token(data, stele_auth::Role::Reader, &["tenant-0"])?;
+    enable_auth(
         data,
-        store.clone(),
-        config.limits,
+        store,
+        &state,
         stele_server::auth::AuthSettings::default(),
-    )
-    .context("turning authentication on")?;
-    if state.enable_auth(auth).is_err() {
-        anyhow::bail!("authentication was already on");
-    }
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0"))?;
-    let addr = listener.local_addr()?;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = rt.spawn(stele_server::serve(listener, state, async move {
-        let _ = stop_rx.await;
-    }));
+    )?;
+    let server = BenchServer::start(&rt, state)?;
+    let addr = server.addr;
     let client = reqwest::Client::new();
     for (who, token) in [("auditor", &auditor), ("reader of one tenant", &reader)] {
         let before = store.size();
@@ -336,8 +310,7 @@ fn http_reads(data: &Path, store: &Store, index: &Index, weeks: u64) -> Result<(
             store.size() - before
         );
     }
-    let _ = stop_tx.send(());
-    let _ = rt.block_on(server);
+    server.stop(&rt);
     Ok(())
 }
 
@@ -371,25 +344,6 @@ fn append_generated(store: &Store, synth: &mut Synth, at: u64, n: u64, step: i64
         .join()
         .map_err(|_| anyhow::anyhow!("event generator panicked"))?;
     Ok(())
-}
-
-/// CPU time of this process so far (user + system), in seconds.
-fn cpu_seconds() -> f64 {
-    // SAFETY: getrusage writes into the struct we own; RUSAGE_SELF is always valid.
-    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
-    if unsafe { libc::getrusage(libc::RUSAGE_SELF, &mut ru) } != 0 {
-        return 0.0;
-    }
-    let tv = |t: libc::timeval| t.tv_sec as f64 + t.tv_usec as f64 / 1e6;
-    tv(ru.ru_utime) + tv(ru.ru_stime)
-}
-
-/// The 1-minute load average (other work on the machine shares its cores).
-fn load_average() -> String {
-    std::fs::read_to_string("/proc/loadavg")
-        .ok()
-        .and_then(|s| s.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_else(|| "unknown".to_owned())
 }
 
 fn percentiles(v: &mut [f64]) -> (f64, f64) {

@@ -58,35 +58,34 @@ pub async fn replay(
     let proof_size = params.proof_tree_size(&state)?;
     let answer = state
         .with_store(move |store| {
-            let (mut value, lag) =
+            let mut value =
                 match (principal, role, permission) {
                     (Some(p), None, None) => {
                         let mut r = index.replay_principal(&p, as_of).map_err(store_err)?;
-                        let lag = index.lag();
                         prove_grants(store, &mut r.roles, proof_size)?;
-                        (serde_json::to_value(r), lag)
+                        serde_json::to_value(r)
                     }
                     (None, Some(role), None) => {
                         let mut r = index
                             .replay_role(&role, &scopes, as_of)
                             .map_err(store_err)?;
-                        let lag = index.lag();
                         prove_grants(store, &mut r.principals, proof_size)?;
-                        (serde_json::to_value(r), lag)
+                        serde_json::to_value(r)
                     }
                     (None, None, Some(permission)) => {
                         let mut r = index
                             .replay_permission(&permission, &scopes, as_of)
                             .map_err(store_err)?;
-                        let lag = index.lag();
                         prove_grants(store, &mut r.principals, proof_size)?;
-                        (serde_json::to_value(r), lag)
+                        serde_json::to_value(r)
                     }
                     _ => return Err(stele_store::StoreError::InvalidArgument(
                         "give exactly one of the query parameters principal, role and permission"
                             .to_owned(),
                     )),
                 };
+            // How far the index was behind the log once the replay had run.
+            let lag = index.lag();
             if let Ok(Value::Object(map)) = &mut value {
                 map.insert("index_lag".to_owned(), Value::from(lag));
                 if let Some(n) = proof_size {
