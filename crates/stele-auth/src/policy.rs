@@ -37,12 +37,96 @@ pub enum BindError {
     ReservedSource,
 }
 
-/// Applies a writer's bindings to one event, before validation: a missing `source` or (for a
-/// writer of exactly one tenant) `tenant` is filled in; one that names another is refused.
-/// Values that are not strings are left for validation to report. No client event may claim
-/// the meta-log's source.
+/// An event field as binding sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Field<'a> {
+    /// The event leaves the field out.
+    Absent,
+    /// The field holds this string.
+    Text(&'a str),
+    /// The field holds something else (for validation to report).
+    Other,
+}
+
+impl<'a> Field<'a> {
+    fn of(value: Option<&'a Value>) -> Self {
+        match value {
+            None => Field::Absent,
+            Some(Value::String(s)) => Field::Text(s),
+            Some(_) => Field::Other,
+        }
+    }
+}
+
+/// What a writer's bindings fill in: the bound `source` and `tenant` of an event that leaves
+/// them out.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Stamps {
+    /// The writer's source, for an event without one.
+    pub source: Option<String>,
+    /// The writer's only tenant, for an event without one.
+    pub tenant: Option<String>,
+}
+
+/// The bindings rule for an event whose `source` and `tenant` are as given: what to fill in,
+/// or why the event may not be written. A missing `source` or (for a writer of exactly one
+/// tenant) `tenant` is filled in; one that names another is refused. Values that are not
+/// strings are left for validation to report. No client event may claim the meta-log's
+/// source.
 ///
 /// `principal` is `None` when authentication is off; only the reserved-source rule applies.
+///
+/// # Errors
+/// The first binding the event breaks.
+pub fn binding(
+    principal: Option<&Principal>,
+    source: Field<'_>,
+    tenant: Field<'_>,
+) -> Result<Stamps, BindError> {
+    let mut stamps = Stamps::default();
+    if let Some(p) = principal {
+        if let Some(bound) = &p.source {
+            match source {
+                Field::Absent => stamps.source = Some(bound.clone()),
+                Field::Text(named) if named != bound => {
+                    return Err(BindError::OtherSource {
+                        named: named.to_owned(),
+                        bound: bound.clone(),
+                    })
+                }
+                Field::Text(_) | Field::Other => {}
+            }
+        }
+        match (tenant, p.tenants.as_slice()) {
+            (_, []) => {}
+            (Field::Absent, [only]) => stamps.tenant = Some(only.clone()),
+            (Field::Absent, several) => {
+                return Err(BindError::TenantRequired {
+                    allowed: several.to_vec(),
+                })
+            }
+            (Field::Text(named), allowed) if !allowed.iter().any(|a| a == named) => {
+                return Err(BindError::OtherTenant {
+                    named: named.to_owned(),
+                    allowed: allowed.to_vec(),
+                })
+            }
+            (Field::Text(_) | Field::Other, _) => {}
+        }
+    }
+    let effective = match (&stamps.source, source) {
+        (Some(stamped), _) => Some(stamped.as_str()),
+        (None, Field::Text(named)) => Some(named),
+        (None, _) => None,
+    };
+    if effective == Some(META_SOURCE) {
+        return Err(BindError::ReservedSource);
+    }
+    Ok(stamps)
+}
+
+/// Applies [`binding`] to one event's JSON object, before validation (so a filled-in field
+/// is validated like a sent one).
 ///
 /// # Errors
 /// The first binding the event breaks.
@@ -50,42 +134,16 @@ pub fn bind_event(
     principal: Option<&Principal>,
     event: &mut Map<String, Value>,
 ) -> Result<(), BindError> {
-    if let Some(p) = principal {
-        if let Some(bound) = &p.source {
-            match event.get("source") {
-                None => {
-                    event.insert("source".to_owned(), Value::String(bound.clone()));
-                }
-                Some(Value::String(named)) if named != bound => {
-                    return Err(BindError::OtherSource {
-                        named: named.clone(),
-                        bound: bound.clone(),
-                    })
-                }
-                Some(_) => {}
-            }
-        }
-        match (event.get("tenant"), p.tenants.as_slice()) {
-            (_, []) => {}
-            (None, [only]) => {
-                event.insert("tenant".to_owned(), Value::String(only.clone()));
-            }
-            (None, several) => {
-                return Err(BindError::TenantRequired {
-                    allowed: several.to_vec(),
-                })
-            }
-            (Some(Value::String(named)), allowed) if !allowed.contains(named) => {
-                return Err(BindError::OtherTenant {
-                    named: named.clone(),
-                    allowed: allowed.to_vec(),
-                })
-            }
-            (Some(_), _) => {}
-        }
+    let stamps = binding(
+        principal,
+        Field::of(event.get("source")),
+        Field::of(event.get("tenant")),
+    )?;
+    if let Some(source) = stamps.source {
+        event.insert("source".to_owned(), Value::String(source));
     }
-    if event.get("source").and_then(Value::as_str) == Some(META_SOURCE) {
-        return Err(BindError::ReservedSource);
+    if let Some(tenant) = stamps.tenant {
+        event.insert("tenant".to_owned(), Value::String(tenant));
     }
     Ok(())
 }

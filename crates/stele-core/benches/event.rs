@@ -5,14 +5,16 @@
 //! `validate`, `prepare` and `both` time the library calls alone. `server/*` time all the
 //! handler does per event, from the NDJSON line on: `current` parses, validates by reference
 //! and prepares a clone (as `prepare_all` does today), `owned` parses, hands the value to
-//! `validate_owned` and encodes by reference. `parse` is the JSON parsing they share.
+//! `validate_owned` and encodes by reference. `parse` is the JSON parsing they share. `typed`
+//! is the handler's fast path for events valid as sent: a typed parse (`WireEvent`), its
+//! check and the encoding.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::indexing_slicing)]
 
 use std::hint::black_box;
 
 use criterion::{criterion_group, criterion_main, BatchSize, Criterion, Throughput};
 use serde_json::{json, Value};
-use stele_core::event::{validate, validate_owned, EventLimits};
+use stele_core::event::{validate, validate_owned, EventLimits, WireEvent};
 use stele_core::timestamp::Timestamp;
 use uuid::Uuid;
 
@@ -80,6 +82,16 @@ fn intake(c: &mut Criterion) {
             b.iter(|| {
                 let value: Value = serde_json::from_slice(black_box(&text)).unwrap();
                 validate_owned(value, &limits)
+                    .unwrap()
+                    .encode(ID, NOW, &limits)
+                    .unwrap()
+            })
+        });
+        group.bench_function(format!("server/typed/{name}"), |b| {
+            b.iter(|| {
+                serde_json::from_slice::<WireEvent>(black_box(&text))
+                    .unwrap()
+                    .check(&limits)
                     .unwrap()
                     .encode(ID, NOW, &limits)
                     .unwrap()

@@ -31,8 +31,10 @@ use uuid::Uuid;
 use crate::timestamp::{parse_unix_nanos_wide, Timestamp, TIMESTAMP_LEN};
 
 mod check;
+mod wire;
 
 pub use check::{validate, validate_ingested, validate_owned, InvalidEvent};
+pub use wire::WireEvent;
 
 /// Longest identifier (`actor.id`, `resource.id`, `session_id`, `policy.*`, `tenant`,
 /// `source`), in Unicode scalar values (what JSON Schema's `maxLength` counts).

@@ -8,7 +8,8 @@ use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 use stele_core::event::{
     decode_entry, entry_key, parse_entry, stamp_time, validate, validate_ingested, validate_owned,
-    Event, EventLimits, FieldError, Outcome, PrepareError, PreparedEvent, MAX_ENTRY_BYTES,
+    Event, EventLimits, FieldError, Outcome, PrepareError, PreparedEvent, WireEvent,
+    MAX_ENTRY_BYTES,
 };
 use stele_core::timestamp::{Timestamp, TIMESTAMP_LEN};
 use uuid::Uuid;
@@ -1067,6 +1068,19 @@ proptest! {
         prop_assert_eq!(validate_owned(value.clone(), &limits()), validate(&value, &limits()));
     }
 
+    /// The typed fast path accepts exactly the events validation accepts, and builds the
+    /// same event from the JSON text; everything else it leaves to validation.
+    #[test]
+    fn typed_fast_path_agrees_with_validation(value in mutated_event()) {
+        assert_fast_path_agrees(&value)?;
+    }
+
+    /// The same over valid events of every shape (escapes, `context`, `change`, client ids).
+    #[test]
+    fn typed_fast_path_takes_every_valid_event((value, _now) in valid_event()) {
+        assert_fast_path_agrees(&value)?;
+    }
+
     /// An integration's event is checked exactly like a client's, except that `original` is
     /// allowed: same event or same problems, in the same order, once `original` is set aside.
     #[test]
@@ -1095,6 +1109,120 @@ proptest! {
             }
         }
     }
+}
+
+/// The fast path's answer for `text`.
+fn fast_path(text: &[u8], limits: &EventLimits) -> Option<Event> {
+    serde_json::from_slice::<WireEvent>(text)
+        .ok()
+        .and_then(|wire| wire.check(limits))
+}
+
+fn assert_fast_path_agrees(value: &Value) -> Result<(), TestCaseError> {
+    let text = serde_json::to_vec(value).unwrap();
+    for limits in [
+        limits(),
+        EventLimits {
+            max_context_bytes: 40,
+            ..limits()
+        },
+    ] {
+        let fast = fast_path(&text, &limits);
+        let full = validate_owned(value.clone(), &limits);
+        match (fast, full) {
+            (Some(fast), Ok(full)) => prop_assert_eq!(fast, full),
+            (None, Err(_)) => {}
+            (fast, full) => prop_assert!(false, "{value}: fast {fast:?}, validation {full:?}"),
+        }
+    }
+    Ok(())
+}
+
+#[test]
+fn the_fast_path_leaves_what_it_does_not_take_to_validation() {
+    // Validation reports these (or, for a repeated key, keeps the last); the fast path takes
+    // none of them, so their answer is always validation's.
+    let minimal_text = serde_json::to_string(&minimal()).unwrap();
+    let body = minimal_text.strip_prefix('{').unwrap();
+    for text in [
+        format!(r#"{{"reason":null,{body}"#),
+        format!(r#"{{"reason":"a","reason":"b",{body}"#),
+        format!(r#"{{"context":null,{body}"#),
+        format!(r#"{{"extra":1,{body}"#),
+        format!(r#"{{"time":"2026-11-23T19:03:19Z",{body}"#),
+        format!(r#"{{"original":"x",{body}"#),
+        format!(r#"{{"tenant":"",{body}"#),
+        format!(r#"{{"id":"00000000-0000-0000-0000-000000000000",{body}"#),
+        r#"{"actor":{"type":"user","id":"u"}}"#.to_owned(),
+        "[]".to_owned(),
+    ] {
+        assert_eq!(fast_path(text.as_bytes(), &limits()), None, "{text}");
+    }
+    let repeated = format!(r#"{{"reason":"a","reason":"b",{body}"#);
+    let value: Value = serde_json::from_str(&repeated).unwrap();
+    assert_eq!(validate(&value, &limits()).unwrap().reason(), Some("b"));
+    // Escaped strings are unescaped as validation unescapes them.
+    let escaped = format!(r#"{{"reason":"tab\there \u00e9 \"q\"",{body}"#);
+    let event = fast_path(escaped.as_bytes(), &limits()).unwrap();
+    assert_eq!(event.reason(), Some("tab\there é \"q\""));
+}
+
+#[test]
+fn the_fast_path_applies_every_length_limit_as_validation_does() {
+    let fields: [(&[&str], usize); 13] = [
+        (&["reason"], 1024),
+        (&["actor", "name"], 1024),
+        (&["actor", "user_agent"], 1024),
+        (&["resource", "name"], 1024),
+        (&["actor", "id"], 256),
+        (&["actor", "session_id"], 256),
+        (&["resource", "id"], 256),
+        (&["tenant"], 256),
+        (&["source"], 256),
+        (&["policy", "id"], 256),
+        (&["policy", "version"], 256),
+        (&["resource", "type"], 128),
+        (&["client_time"], 64),
+    ];
+    for (path, max) in fields {
+        for len in [max, max + 1] {
+            for unit in ["x", "é"] {
+                let mut event = minimal();
+                event["policy"] = json!({"id": "p"});
+                let (last, parents) = path.split_last().unwrap();
+                let mut target = &mut event;
+                for parent in parents {
+                    target = &mut target[*parent];
+                }
+                target[*last] = if *last == "client_time" {
+                    // A valid time padded with fractional digits to the length.
+                    let base = "2026-11-23T19:03:19.";
+                    json!(format!("{base}{}Z", "1".repeat(len - base.len() - 1)))
+                } else {
+                    json!(unit.repeat(len))
+                };
+                assert_fast_path_agrees(&event).unwrap();
+                let accepted = validate(&event, &limits()).is_ok();
+                assert_eq!(accepted, len == max, "{path:?} at {len} × {unit:?}");
+            }
+        }
+    }
+}
+
+#[test]
+fn filling_in_bound_fields_checks_them_like_sent_ones() {
+    let mut event = validate(&minimal(), &limits()).unwrap();
+    assert!(event.fill_in(Some("billing".to_owned()), None));
+    assert_eq!((event.source(), event.tenant()), (Some("billing"), None));
+    // A field already set is not overwritten; an invalid value is refused; both leave the
+    // event as it was.
+    let before = event.clone();
+    assert!(!event.fill_in(Some("other".to_owned()), Some("acme".to_owned())));
+    assert!(!event.fill_in(None, Some(String::new())));
+    assert!(!event.fill_in(None, Some("t".repeat(257))));
+    assert_eq!(event, before);
+    assert!(event.fill_in(None, Some("acme".to_owned())));
+    assert_eq!(event.tenant(), Some("acme"));
 }
 
 #[test]

@@ -4,6 +4,7 @@
 use axum::body::{Body, Bytes};
 use axum::http::{header, HeaderMap};
 use serde_json::Value;
+use stele_core::event::WireEvent;
 
 use crate::error::ApiError;
 
@@ -163,6 +164,38 @@ fn parse_ndjson(bytes: &[u8], max_events: usize) -> Result<Vec<Item>, ApiError> 
         });
     }
     Ok(items)
+}
+
+/// The fast path of intake: every event of the body deserialized straight into its typed
+/// form, or `None` if anything in the body is not simply a well-typed event (a syntax error,
+/// an unknown field, a `null`, no events, more than `max_events`). Then [`parse`] and full
+/// validation run instead and report the problems; see `stele_core::event::WireEvent`.
+pub fn parse_typed(
+    bytes: &[u8],
+    format: BodyFormat,
+    max_events: usize,
+) -> Option<Vec<WireEvent<'_>>> {
+    let events = match format {
+        BodyFormat::Json => match bytes.trim_ascii_start().first()? {
+            b'{' => vec![serde_json::from_slice(bytes).ok()?],
+            b'[' => serde_json::from_slice(bytes).ok()?,
+            _ => return None,
+        },
+        BodyFormat::Ndjson => {
+            let mut events = Vec::new();
+            for line in bytes.split(|&b| b == b'\n') {
+                if line.trim_ascii().is_empty() {
+                    continue;
+                }
+                if events.len() == max_events {
+                    return None;
+                }
+                events.push(serde_json::from_slice(line).ok()?);
+            }
+            events
+        }
+    };
+    (!events.is_empty() && events.len() <= max_events).then_some(events)
 }
 
 /// Builds the 400 for a syntax error; `line` replaces serde's line for NDJSON, where serde

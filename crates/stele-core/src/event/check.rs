@@ -173,20 +173,13 @@ fn check_event(
     });
     let context = c.optional("$.context", context, |c, p, v| {
         let map = c.object(p, v)?;
-        // The canonical form is kept: `prepare` stores exactly these bytes.
-        let canonical = serde_json_canonicalizer::to_vec(&map);
-        let size = canonical.as_ref().map_or(usize::MAX, Vec::len);
-        if size > limits.max_context_bytes {
-            c.problem(
-                p,
-                format!(
-                    "is {size} bytes in canonical (RFC 8785) form; the limit is {} bytes",
-                    limits.max_context_bytes
-                ),
-            );
-            return None;
+        match canonical_context(&map, limits) {
+            Ok(canonical) => Some((map.into_owned(), canonical)),
+            Err(message) => {
+                c.problem(p, message);
+                None
+            }
         }
-        Some((map.into_owned(), canonical.ok().map(Canonical)))
     });
     let client_time = c.optional("$.client_time", client_time, |c, p, v| {
         let s = c.string(p, v, MAX_CLIENT_TIME_CHARS)?;
@@ -340,23 +333,13 @@ impl Checker {
                 return None;
             }
         };
-        if s.is_empty() {
-            self.problem(path, "must not be empty (omit an optional field instead)");
-            return None;
-        }
-        // A string has at most as many characters as bytes: only count when that could
-        // exceed the limit.
-        if s.len() > max {
-            let chars = s.chars().count();
-            if chars > max {
-                self.problem(
-                    path,
-                    format!("is {chars} characters long; the limit is {max}"),
-                );
-                return None;
+        match text_problem(&s, max) {
+            None => Some(s),
+            Some(message) => {
+                self.problem(path, message);
+                None
             }
         }
-        Some(s)
     }
 
     fn one_of<T: Copy>(&mut self, path: &str, value: In<'_>, options: &[(&str, T)]) -> Option<T> {
@@ -374,16 +357,13 @@ impl Checker {
 
     fn uuid(&mut self, path: &'static str, value: In<'_>) -> Option<Uuid> {
         let s = self.string(path, value, MAX_ID_CHARS)?;
-        let id = Uuid::try_parse(&s).ok().filter(|_| s.len() == 36);
-        match id {
-            Some(id) if id.is_nil() => self.problem(path, "must not be the nil UUID"),
-            Some(id) => return Some(id),
-            None => self.problem(
-                path,
-                "must be a UUID in hyphenated form, like 0190b7f2-6b1c-7cc3-9a4f-3c9e2b1d4e5f",
-            ),
+        match event_id(&s) {
+            Ok(id) => Some(id),
+            Err(message) => {
+                self.problem(path, message);
+                None
+            }
         }
-        None
     }
 
     fn action(&mut self, path: &'static str, value: In<'_>) -> Option<String> {
@@ -417,7 +397,7 @@ impl Checker {
         let name = self.optional("$.actor.name", name, text(MAX_TEXT_CHARS));
         let ip = self.optional("$.actor.ip", ip, |c, p, v| {
             let s = c.string(p, v, MAX_IP_CHARS)?;
-            if s.parse::<IpAddr>().is_ok() {
+            if is_ip_literal(&s) {
                 return Some(s.into_owned());
             }
             c.problem(
@@ -458,8 +438,55 @@ impl Checker {
     }
 }
 
+/// Why `s` is not a valid string field of at most `max` Unicode scalar values, if it is not.
+pub(super) fn text_problem(s: &str, max: usize) -> Option<String> {
+    if s.is_empty() {
+        return Some("must not be empty (omit an optional field instead)".to_owned());
+    }
+    // A string has at most as many characters as bytes: only count when that could exceed
+    // the limit.
+    if s.len() > max {
+        let chars = s.chars().count();
+        if chars > max {
+            return Some(format!("is {chars} characters long; the limit is {max}"));
+        }
+    }
+    None
+}
+
+/// `s` (already a valid string field) as an event id: a hyphenated, non-nil UUID.
+pub(super) fn event_id(s: &str) -> Result<Uuid, &'static str> {
+    match Uuid::try_parse(s).ok().filter(|_| s.len() == 36) {
+        Some(id) if id.is_nil() => Err("must not be the nil UUID"),
+        Some(id) => Ok(id),
+        None => Err("must be a UUID in hyphenated form, like 0190b7f2-6b1c-7cc3-9a4f-3c9e2b1d4e5f"),
+    }
+}
+
+/// Whether `s` is an IPv4 or IPv6 address literal (`actor.ip`).
+pub(super) fn is_ip_literal(s: &str) -> bool {
+    s.parse::<IpAddr>().is_ok()
+}
+
+/// The RFC 8785 form of a `context` object (kept: `encode` stores exactly these bytes), or
+/// why it is refused: larger than `limits.max_context_bytes` in that form.
+pub(super) fn canonical_context(
+    map: &Map<String, Value>,
+    limits: &EventLimits,
+) -> Result<Option<Canonical>, String> {
+    let canonical = serde_json_canonicalizer::to_vec(map);
+    let size = canonical.as_ref().map_or(usize::MAX, Vec::len);
+    if size > limits.max_context_bytes {
+        return Err(format!(
+            "is {size} bytes in canonical (RFC 8785) form; the limit is {} bytes",
+            limits.max_context_bytes
+        ));
+    }
+    Ok(canonical.ok().map(Canonical))
+}
+
 /// `^[a-z][a-z0-9_-]*(\.[a-z][a-z0-9_-]*)+$`
-fn is_action_name(s: &str) -> bool {
+pub(super) fn is_action_name(s: &str) -> bool {
     let mut segments = 0usize;
     for segment in s.split('.') {
         let mut chars = segment.chars();

@@ -74,6 +74,9 @@ pub async fn append(
     // to another thread and back.
     let config = *state.config();
     let work = move || {
+        if let Some(prepared) = prepare_typed(&bytes, format, &caller, &config, now) {
+            return Ok(prepared);
+        }
         let mut items = body::parse(&bytes, format, config.max_events)?;
         bind_all(&caller, &mut items)?;
         prepare_all(items, &config.limits, now)
@@ -118,6 +121,37 @@ pub async fn append(
         })
         .collect();
     Ok(Json(AppendResponse { entries }))
+}
+
+/// The fast path: every event of a body that is valid as sent (typed parse, binding, the
+/// schema's rules, the entry limit), prepared; `None` as soon as one is not, and then the
+/// full path ([`bind_all`], [`prepare_all`]) runs and reports every problem. The fast path
+/// accepts exactly what the full path accepts and builds the same entries (see
+/// `stele_core::event::WireEvent`; bindings go through the same rule, `binding`).
+fn prepare_typed(
+    bytes: &[u8],
+    format: body::BodyFormat,
+    caller: &Caller,
+    config: &crate::ServerConfig,
+    now: Timestamp,
+) -> Option<Vec<PreparedEvent>> {
+    use stele_auth::policy::{binding, Field};
+    fn field(f: Option<&str>) -> Field<'_> {
+        f.map_or(Field::Absent, Field::Text)
+    }
+    let events = body::parse_typed(bytes, format, config.max_events)?;
+    let mut prepared = Vec::with_capacity(events.len());
+    for wire in events {
+        let mut ev = wire.check(&config.limits)?;
+        let stamps = binding(caller.principal(), field(ev.source()), field(ev.tenant())).ok()?;
+        if (stamps.source.is_some() || stamps.tenant.is_some())
+            && !ev.fill_in(stamps.source, stamps.tenant)
+        {
+            return None;
+        }
+        prepared.push(ev.encode(Uuid::now_v7(), now, &config.limits).ok()?);
+    }
+    Some(prepared)
 }
 
 /// Applies the writer's source and tenant binding to every event (before validation, so a
@@ -269,4 +303,197 @@ pub(crate) fn withheld(not_found: ApiError, index: u64) -> Response {
         withheld: true,
     });
     response
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing, clippy::expect_used)]
+mod tests {
+    use std::sync::Arc;
+
+    use stele_auth::{Principal, Role};
+
+    use super::*;
+    use crate::body::BodyFormat;
+    use crate::ServerConfig;
+
+    const NOW: Timestamp = Timestamp::from_unix_nanos(1_795_460_599_123_456_789);
+
+    fn writer(source: Option<&str>, tenants: &[&str]) -> Caller {
+        Caller::Principal(Arc::new(Principal {
+            id: "token:w".to_owned(),
+            role: Role::Writer,
+            tenants: tenants.iter().map(|t| (*t).to_owned()).collect(),
+            source: source.map(str::to_owned),
+            label: None,
+        }))
+    }
+
+    /// What the full path answers: the prepared events, or the error's message.
+    fn full_path(
+        body: &[u8],
+        format: BodyFormat,
+        caller: &Caller,
+        config: &ServerConfig,
+    ) -> Result<Vec<PreparedEvent>, String> {
+        let run = || {
+            let mut items = body::parse(body, format, config.max_events)?;
+            bind_all(caller, &mut items)?;
+            prepare_all(items, &config.limits, NOW)
+        };
+        run().map_err(|e: ApiError| format!("{e:?}"))
+    }
+
+    #[test]
+    fn the_fast_path_prepares_what_the_full_path_prepares_or_defers_to_it() {
+        // Client ids, so both paths build the same bytes.
+        let event = |n: u32, extra: &str| {
+            format!(
+                r#"{{"id":"0190b7f2-6b1c-7cc3-9a4f-3c9e2b1d4e{n:02x}","actor":{{"type":"user","id":"u-{n}","ip":"10.0.0.{n}"}},"action":"authz.check","resource":{{"type":"doc","id":"d"}},"outcome":"deny","reason":"caf\u00e9 \"q\""{extra}}}"#
+            )
+        };
+        let config = ServerConfig::default();
+        let small = ServerConfig {
+            max_events: 2,
+            ..ServerConfig::default()
+        };
+        let ndjson = |events: &[String]| events.join("\n").into_bytes();
+        let plain = [
+            event(1, ""),
+            event(2, r#","context":{"b":[1,2.5],"a":null}"#),
+        ];
+        let tenants = [
+            event(3, r#","tenant":"acme""#),
+            event(4, r#","tenant":"umbrella""#),
+        ];
+        let cases: Vec<(Vec<u8>, BodyFormat, Caller, &ServerConfig, bool)> = vec![
+            // Taken by the fast path.
+            (
+                ndjson(&plain),
+                BodyFormat::Ndjson,
+                Caller::Open,
+                &config,
+                true,
+            ),
+            (
+                plain[0].clone().into_bytes(),
+                BodyFormat::Json,
+                Caller::Open,
+                &config,
+                true,
+            ),
+            (
+                format!("[{}]", plain.join(",")).into_bytes(),
+                BodyFormat::Json,
+                Caller::Open,
+                &config,
+                true,
+            ),
+            (
+                ndjson(&plain),
+                BodyFormat::Ndjson,
+                writer(Some("billing"), &["acme"]),
+                &config,
+                true,
+            ),
+            (
+                ndjson(&tenants),
+                BodyFormat::Ndjson,
+                writer(None, &["acme", "umbrella"]),
+                &config,
+                true,
+            ),
+            (
+                ndjson(&[event(5, r#","source":"billing""#)]),
+                BodyFormat::Ndjson,
+                writer(Some("billing"), &[]),
+                &config,
+                true,
+            ),
+            // Left to the full path, which answers them.
+            (
+                ndjson(&plain),
+                BodyFormat::Ndjson,
+                writer(None, &["acme", "umbrella"]),
+                &config,
+                false,
+            ),
+            (
+                ndjson(&tenants),
+                BodyFormat::Ndjson,
+                writer(None, &["acme"]),
+                &config,
+                false,
+            ),
+            (
+                ndjson(&[event(6, r#","source":"other""#)]),
+                BodyFormat::Ndjson,
+                writer(Some("billing"), &[]),
+                &config,
+                false,
+            ),
+            (
+                ndjson(&[event(7, r#","source":"stele.meta""#)]),
+                BodyFormat::Ndjson,
+                Caller::Open,
+                &config,
+                false,
+            ),
+            (
+                ndjson(&[event(8, r#","extra":1"#)]),
+                BodyFormat::Ndjson,
+                Caller::Open,
+                &config,
+                false,
+            ),
+            (
+                ndjson(&[plain[0].clone(), "{".to_owned()]),
+                BodyFormat::Ndjson,
+                Caller::Open,
+                &config,
+                false,
+            ),
+            (
+                ndjson(&[plain[0].clone(), plain[1].clone(), event(9, "")]),
+                BodyFormat::Ndjson,
+                Caller::Open,
+                &small,
+                false,
+            ),
+            (
+                ndjson(&[event(
+                    10,
+                    &format!(r#","context":{{"x":"{}"}}"#, "y".repeat(20_000)),
+                )]),
+                BodyFormat::Ndjson,
+                Caller::Open,
+                &config,
+                false,
+            ),
+            (
+                b"[]".to_vec(),
+                BodyFormat::Json,
+                Caller::Open,
+                &config,
+                false,
+            ),
+            (
+                b"\n\n".to_vec(),
+                BodyFormat::Ndjson,
+                Caller::Open,
+                &config,
+                false,
+            ),
+        ];
+        for (body, format, caller, config, fast) in cases {
+            let text = String::from_utf8_lossy(&body).into_owned();
+            let typed = prepare_typed(&body, format, &caller, config, NOW);
+            let full = full_path(&body, format, &caller, config);
+            assert_eq!(typed.is_some(), fast, "{text}: {full:?}");
+            if let Some(typed) = typed {
+                assert_eq!(Ok(typed), full, "{text}");
+            } else {
+                assert!(full.is_err(), "{text}: the full path took it: {full:?}");
+            }
+        }
+    }
 }
