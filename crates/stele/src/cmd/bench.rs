@@ -6,7 +6,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -597,14 +597,8 @@ fn bench_now() -> Result<stele_core::timestamp::Timestamp> {
     ))
 }
 
-/// Sends `body` from `conns` concurrent connections for `dur`; returns (events acked, secs,
-/// CPU time the process spent meanwhile).
-///
-/// The load generator is lean on purpose, like `wrk`: each connection is a bare hyper HTTP/1.1
-/// client connection (keep-alive, one request at a time) sending a prebuilt body, so the
-/// client's share of the two cores is small and the figure is the server's. (reqwest's
-/// per-request URL parsing, pooling and connector layers cost about a third of the CPU of a
-/// single-event request here.)
+/// Sends `body` from `conns` concurrent connections for `dur` with the bench load generator
+/// ([`super::bench_load`]); returns (events acked, secs, CPU time the process spent meanwhile).
 async fn load(
     url: &str,
     conns: usize,
@@ -615,87 +609,29 @@ async fn load(
     token: Option<&str>,
 ) -> Result<(u64, f64, Duration)> {
     let uri: hyper::Uri = url.parse().context("bench URL")?;
-    let authority = uri
+    let addr = uri
         .authority()
         .context("bench URL without an address")?
-        .clone();
-    // Origin-form request target (`/v1/events`), as browsers and curl send it.
-    let path: hyper::Uri = uri
-        .path_and_query()
-        .map_or("/", |p| p.as_str())
+        .as_str()
         .parse()
-        .context("bench URL path")?;
-    let authorization = token.map(|t| format!("Bearer {t}"));
+        .context("bench URL address")?;
+    let mut headers = vec![("Content-Type", ctype.to_owned())];
+    if let Some(t) = token {
+        headers.push(("Authorization", format!("Bearer {t}")));
+    }
+    let load = super::bench_load::Load {
+        addr,
+        path: uri.path().to_owned(),
+        headers,
+        connections: conns,
+        duration: dur,
+        events_per_request: per_req,
+    };
     let body = hyper::body::Bytes::from(body);
-    let done = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let failed = Arc::new(AtomicU64::new(0));
-    let mut senders = Vec::with_capacity(conns);
-    for _ in 0..conns {
-        let stream = tokio::net::TcpStream::connect(authority.as_str()).await?;
-        stream.set_nodelay(true)?;
-        let (sender, conn) =
-            hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(stream)).await?;
-        tokio::spawn(conn);
-        senders.push(sender);
-    }
-    let start = Instant::now();
     let cpu_start = process_cpu();
-    let mut tasks = Vec::new();
-    for mut sender in senders {
-        let (uri, authority, authorization, body, done, stop, failed) = (
-            path.clone(),
-            authority.clone(),
-            authorization.clone(),
-            body.clone(),
-            done.clone(),
-            stop.clone(),
-            failed.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                let mut req = hyper::Request::post(uri.clone())
-                    .header(hyper::header::HOST, authority.as_str())
-                    .header(hyper::header::CONTENT_TYPE, ctype);
-                if let Some(a) = &authorization {
-                    req = req.header(hyper::header::AUTHORIZATION, a.as_str());
-                }
-                let Ok(req) = req.body(http_body_util::Full::new(body.clone())) else {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                    return;
-                };
-                let ok = match sender.send_request(req).await {
-                    Ok(r) => {
-                        let success = r.status().is_success();
-                        success
-                            && http_body_util::BodyExt::collect(r.into_body())
-                                .await
-                                .is_ok()
-                    }
-                    Err(_) => false,
-                };
-                if ok {
-                    done.fetch_add(per_req, Ordering::Relaxed);
-                } else {
-                    failed.fetch_add(1, Ordering::Relaxed);
-                    return;
-                }
-            }
-        }));
-    }
-    tokio::time::sleep(dur).await;
-    stop.store(true, Ordering::Relaxed);
-    let n = done.load(Ordering::Relaxed);
-    let secs = start.elapsed().as_secs_f64();
+    let measured = super::bench_load::run(load, move |_| Some(body.clone())).await?;
     let cpu = process_cpu().saturating_sub(cpu_start);
-    for t in tasks {
-        let _ = t.await;
-    }
-    let f = failed.load(Ordering::Relaxed);
-    if f > 0 {
-        bail!("{f} requests failed during the HTTP bench");
-    }
-    Ok((n, secs, cpu))
+    Ok((measured.events, measured.secs, cpu))
 }
 
 fn proof_and_verify(dir: &Path, args: &BenchArgs, proof: bool, verify: bool) -> Result<()> {

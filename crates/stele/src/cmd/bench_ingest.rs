@@ -15,7 +15,6 @@
 
 use std::io::Write;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -419,81 +418,32 @@ async fn load<F>(
 where
     F: Fn(u64) -> Vec<u8> + Send + Sync + 'static,
 {
-    let client = reqwest::Client::builder()
-        .pool_max_idle_per_host(CONNECTIONS)
-        .build()?;
-    let make = Arc::new(make);
-    let next = Arc::new(AtomicU64::new(0));
-    let done = Arc::new(AtomicU64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let failure = Arc::new(std::sync::Mutex::new(None::<String>));
-    let start = Instant::now();
-    let mut tasks = Vec::new();
-    for _ in 0..CONNECTIONS {
-        let (client, url, make, next, done, stop, failure) = (
-            client.clone(),
-            url.clone(),
-            make.clone(),
-            next.clone(),
-            done.clone(),
-            stop.clone(),
-            failure.clone(),
-        );
-        tasks.push(tokio::spawn(async move {
-            while !stop.load(Ordering::Relaxed) {
-                let r = next.fetch_add(1, Ordering::Relaxed);
-                let body = make(r);
-                if body.is_empty() {
-                    break; // out of distinct bodies
-                }
-                let mut req = client.post(&url).header("content-type", content_type);
-                if let Some(e) = encoding {
-                    req = req.header("content-encoding", e);
-                }
-                match req.body(body).send().await {
-                    Ok(resp) if resp.status().is_success() => {
-                        let _ = resp.bytes().await;
-                        done.fetch_add(PER_REQUEST as u64, Ordering::Relaxed);
-                    }
-                    Ok(resp) => {
-                        let status = resp.status();
-                        let text = resp.text().await.unwrap_or_default();
-                        *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(format!(
-                            "HTTP {status}: {}",
-                            text.chars().take(300).collect::<String>()
-                        ));
-                        break;
-                    }
-                    Err(e) => {
-                        *failure.lock().unwrap_or_else(|e| e.into_inner()) = Some(e.to_string());
-                        break;
-                    }
-                }
-            }
-        }));
+    let uri: hyper::Uri = url.parse().context("bench URL")?;
+    let addr = uri
+        .authority()
+        .context("bench URL without an address")?
+        .as_str()
+        .parse()
+        .context("bench URL address")?;
+    let mut headers = vec![("Content-Type", content_type.to_owned())];
+    if let Some(e) = encoding {
+        headers.push(("Content-Encoding", e.to_owned()));
     }
-    let deadline = tokio::time::sleep(dur);
-    tokio::pin!(deadline);
-    // Stop early if every sender ran out of bodies.
-    loop {
-        tokio::select! {
-            () = &mut deadline => break,
-            () = tokio::time::sleep(Duration::from_millis(50)) => {
-                if tasks.iter().all(tokio::task::JoinHandle::is_finished) {
-                    break;
-                }
-            }
-        }
-    }
-    stop.store(true, Ordering::Relaxed);
-    for t in tasks {
-        let _ = t.await;
-    }
-    let secs = start.elapsed().as_secs_f64();
-    if let Some(f) = failure.lock().unwrap_or_else(|e| e.into_inner()).take() {
-        bail!("a request of the ingest bench failed: {f}");
-    }
-    Ok((done.load(Ordering::Relaxed), secs))
+    let load = super::bench_load::Load {
+        addr,
+        path: uri.path().to_owned(),
+        headers,
+        connections: CONNECTIONS,
+        duration: dur,
+        events_per_request: PER_REQUEST as u64,
+    };
+    let measured = super::bench_load::run(load, move |r| {
+        let body = make(r);
+        (!body.is_empty()).then(|| hyper::body::Bytes::from(body))
+    })
+    .await
+    .context("the ingest bench")?;
+    Ok((measured.events, measured.secs))
 }
 
 /// Streams syslog messages from [`CONNECTIONS`] connections for `dur`, then waits until the

@@ -3,6 +3,7 @@
 pub mod append;
 pub mod bench;
 pub mod bench_ingest;
+pub mod bench_load;
 pub mod bench_query;
 pub mod export;
 pub mod export_ocsf;
