@@ -343,7 +343,8 @@ fn text_of(v: &AnyValue) -> Option<String> {
 /// JSON mapping omits them): what `original` holds for a protobuf record.
 ///
 /// Written in one pass: each top-level field is serialized by the record's own `Serialize`
-/// and taken back out when it came out at its default (`null`, `""`, `"0"`, `0` or `[]`).
+/// and taken back out when it came out at its default (`null`, `""`, `0`, `[]`, or `"0"` for
+/// a timestamp).
 /// Building a `Value` of the whole record to filter it cost more than the rest of the
 /// mapping. The test module keeps that definition and checks the two agree.
 fn record_json(record: &LogRecord) -> Result<String, String> {
@@ -364,10 +365,16 @@ struct PrunedFields<'a> {
     first: bool,
 }
 
-/// What a field at its default looks like in JSON: unset message, empty string or bytes,
-/// a zero 64-bit integer (written as a string), zero, empty list.
-fn is_default_json(value: &[u8]) -> bool {
-    matches!(value, b"null" | b"\"\"" | b"\"0\"" | b"0" | b"[]")
+/// Whether field `key` is at its default, by its JSON: unset message, empty string or bytes,
+/// zero, empty list, and for the two 64-bit timestamps (which OTLP/JSON writes as strings) a
+/// zero. A *string* field holding "0" (`severityText`, `eventName`) is not at its default
+/// and stays in `original`.
+fn is_default_json(key: &str, value: &[u8]) -> bool {
+    match value {
+        b"null" | b"\"\"" | b"0" | b"[]" => true,
+        b"\"0\"" => key.ends_with("UnixNano"),
+        _ => false,
+    }
 }
 
 impl serde::ser::SerializeStruct for PrunedFields<'_> {
@@ -387,7 +394,11 @@ impl serde::ser::SerializeStruct for PrunedFields<'_> {
         self.out.push(b':');
         let value_at = self.out.len();
         serde_json::to_writer(&mut *self.out, value)?;
-        if self.out.get(value_at..).is_some_and(is_default_json) {
+        if self
+            .out
+            .get(value_at..)
+            .is_some_and(|v| is_default_json(key, v))
+        {
             self.out.truncate(start);
         } else {
             self.first = false;
@@ -739,9 +750,9 @@ mod tests {
     fn record_json_by_value(record: &LogRecord) -> String {
         let mut value = serde_json::to_value(record).unwrap();
         if let Value::Object(map) = &mut value {
-            map.retain(|_, v| match v {
+            map.retain(|k, v| match v {
                 Value::Null => false,
-                Value::String(s) => !s.is_empty() && s != "0",
+                Value::String(s) => !s.is_empty() && !(s == "0" && k.ends_with("UnixNano")),
                 Value::Number(n) => n.as_u64() != Some(0),
                 Value::Array(a) => !a.is_empty(),
                 _ => true,
@@ -835,6 +846,10 @@ mod tests {
             serde_json::from_str::<Value>(&got).unwrap();
         }
         assert_eq!(record_json(&LogRecord::default()).unwrap(), "{}");
+        // A string field that says "0" is kept; a zero timestamp is not.
+        let zero_text = record_json(&records[2]).unwrap();
+        assert!(zero_text.contains(r#""severityText":"0""#), "{zero_text}");
+        assert!(!zero_text.contains("UnixNano"), "{zero_text}");
     }
 
     #[test]
