@@ -752,7 +752,10 @@ mod tests {
         if let Value::Object(map) = &mut value {
             map.retain(|k, v| match v {
                 Value::Null => false,
-                Value::String(s) => !s.is_empty() && !(s == "0" && k.ends_with("UnixNano")),
+                Value::String(s) => {
+                    let zero_time = s == "0" && k.ends_with("UnixNano");
+                    !(s.is_empty() || zero_time)
+                }
                 Value::Number(n) => n.as_u64() != Some(0),
                 Value::Array(a) => !a.is_empty(),
                 _ => true,
