@@ -7,7 +7,6 @@ use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::Json;
 use serde::Serialize;
 use stele_core::event::{self, EventLimits, FieldError, PrepareError, PreparedEvent};
 use stele_core::timestamp::Timestamp;
@@ -64,7 +63,7 @@ pub async fn append(
     caller: Caller,
     headers: HeaderMap,
     body: Body,
-) -> Result<Json<AppendResponse>, ApiError> {
+) -> Result<AppendResponse, ApiError> {
     let format = body::body_format(&headers)?;
     let bytes = body::read_limited(&headers, body, state.config().max_body_bytes).await?;
     let bytes_len = bytes.len();
@@ -120,7 +119,7 @@ pub async fn append(
             duplicate: a.duplicate,
         })
         .collect();
-    Ok(Json(AppendResponse { entries }))
+    Ok(AppendResponse { entries })
 }
 
 /// The fast path: every event of a body that is valid as sent (typed parse, binding, the
@@ -152,6 +151,59 @@ fn prepare_typed(
         prepared.push(ev.encode(Uuid::now_v7(), now, &config.limits).ok()?);
     }
     Some(prepared)
+}
+
+impl AppendResponse {
+    /// The answer's JSON, exactly as serde would write it, without its per-field
+    /// allocations and escaping scans (serde_json's string escaping alone was 1.8% of the
+    /// batched HTTP bench's CPU, besides a String per id, hash and time). Every value is ASCII
+    /// that JSON needs no escape for (digits, a hyphenated UUID, base64, an RFC 3339 time).
+    fn to_json(&self) -> Vec<u8> {
+        use base64::Engine;
+        const PER_ENTRY: usize = 160;
+        let mut out = Vec::with_capacity(16 + PER_ENTRY * self.entries.len());
+        out.extend_from_slice(b"{\"entries\":[");
+        let mut uuid = [0u8; uuid::fmt::Hyphenated::LENGTH];
+        let mut hash = [0u8; 44];
+        let mut time = [0u8; stele_core::timestamp::TIMESTAMP_LEN];
+        for (i, e) in self.entries.iter().enumerate() {
+            if i > 0 {
+                out.push(b',');
+            }
+            out.extend_from_slice(b"{\"index\":");
+            out.extend_from_slice(itoa::Buffer::new().format(e.index).as_bytes());
+            out.extend_from_slice(b",\"id\":\"");
+            out.extend_from_slice(e.id.hyphenated().encode_lower(&mut uuid).as_bytes());
+            out.extend_from_slice(b"\",\"leaf_hash\":\"");
+            let n = base64::engine::general_purpose::STANDARD
+                .encode_slice(e.leaf_hash.0, &mut hash)
+                .unwrap_or(0);
+            out.extend_from_slice(hash.get(..n).unwrap_or_default());
+            out.extend_from_slice(b"\",\"time\":\"");
+            e.time.write_to(&mut time);
+            out.extend_from_slice(&time);
+            out.push(b'"');
+            if e.duplicate {
+                out.extend_from_slice(b",\"duplicate\":true");
+            }
+            out.push(b'}');
+        }
+        out.extend_from_slice(b"]}");
+        out
+    }
+}
+
+impl IntoResponse for AppendResponse {
+    fn into_response(self) -> Response {
+        (
+            [(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            )],
+            self.to_json(),
+        )
+            .into_response()
+    }
 }
 
 /// Applies the writer's source and tenant binding to every event (before validation, so a
@@ -341,6 +393,28 @@ mod tests {
             prepare_all(items, &config.limits, NOW)
         };
         run().map_err(|e: ApiError| format!("{e:?}"))
+    }
+
+    #[test]
+    fn the_append_answer_is_what_serde_writes() {
+        let entry = |index: u64, duplicate: bool| AppendedEntry {
+            index,
+            id: Uuid::from_u128(0x0190_b7f2_6b1c_7cc3_9a4f_3c9e_2b1d_4e5f ^ u128::from(index)),
+            leaf_hash: Hash([index as u8 ^ 0xa5; 32]),
+            time: Timestamp::from_unix_nanos(1_795_460_599_000_000_007 + index as i64),
+            duplicate,
+        };
+        for entries in [
+            vec![],
+            vec![entry(0, false)],
+            vec![entry(u64::MAX, true), entry(7, false), entry(1 << 40, true)],
+        ] {
+            let answer = AppendResponse { entries };
+            assert_eq!(
+                String::from_utf8(answer.to_json()).unwrap(),
+                serde_json::to_string(&answer).unwrap()
+            );
+        }
     }
 
     #[test]
