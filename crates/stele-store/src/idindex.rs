@@ -455,21 +455,33 @@ impl Disk {
 
     /// Bulk-loads a layer as sorted runs (fsynced tables), then durably records its reach.
     fn write_layer(&self, layer: &Layer) -> Result<()> {
-        let mut ids: Vec<(&[u8; 16], &IdRecord)> = layer.ids.iter().collect();
+        // Copied out of the hash tables, then sorted as integers (big-endian, so in the byte
+        // order of the keys): a sort of pointers into the tables would chase them on every
+        // comparison.
+        let mut ids: Vec<(u128, IdRecord)> = layer
+            .ids
+            .iter()
+            .map(|(k, r)| (u128::from_be_bytes(*k), *r))
+            .collect();
         ids.sort_unstable_by_key(|(k, _)| *k);
         if !ids.is_empty() {
             let mut run = self.ids.start_ingestion().map_err(db_err)?;
             for (k, r) in ids {
-                run.write(*k, r.encode()).map_err(db_err)?;
+                run.write(k.to_be_bytes(), r.encode()).map_err(db_err)?;
             }
             run.finish().map_err(db_err)?;
         }
-        let mut leaves: Vec<(&[u8; 16], &u64)> = layer.leaves.iter().collect();
+        let mut leaves: Vec<(u128, u64)> = layer
+            .leaves
+            .iter()
+            .map(|(k, i)| (u128::from_be_bytes(*k), *i))
+            .collect();
         leaves.sort_unstable_by_key(|(k, _)| *k);
         if !leaves.is_empty() {
             let mut run = self.leaves.start_ingestion().map_err(db_err)?;
             for (k, i) in leaves {
-                run.write(*k, i.to_be_bytes()).map_err(db_err)?;
+                run.write(k.to_be_bytes(), i.to_be_bytes())
+                    .map_err(db_err)?;
             }
             run.finish().map_err(db_err)?;
         }
