@@ -40,6 +40,11 @@ const INDEXED_THROUGH: &[u8] = b"indexed_through";
 const CACHE_BYTES: u64 = 64 << 20;
 /// Journal size at which fjall flushes memtables to tables (its minimum).
 const MAX_JOURNAL_BYTES: u64 = 64 << 20;
+/// L0 tables (written layers) at which fjall merges L0 into L1 (its default: 4).
+const L0_TABLES: u8 = 8;
+/// Target size of a table made by compaction (fjall's default: 64 MiB); L1 holds
+/// [`L0_TABLES`] of them.
+const TABLE_BYTES: u64 = 16 << 20;
 /// Records at which the active layer is frozen and written to disk. Bounds memory (two layers
 /// of 19 MiB: 7/8 of 2^18 fills hash tables of 2^18 buckets exactly) and the work recovery
 /// redoes after a crash.
@@ -117,6 +122,25 @@ impl Indexed {
             leaf_prefix,
         }
     }
+}
+
+/// How the keyspaces are laid out and compacted. fjall records these when it creates a
+/// keyspace and keeps them for its life: an index created by an earlier build keeps the
+/// options it was created with (still correct, only compacted differently).
+///
+/// Each written layer lands in L0 as one table per keyspace whose keys (random: leaf hashes
+/// always, ids whenever clients pick UUIDv4s) span the whole key space, so every L0→L1
+/// compaction rewrites all of L1. fjall's defaults (L0 compacted at 4 tables, 64 MiB
+/// tables, so a 256 MiB L1) made that the bulk of the index's CPU, and more so the larger
+/// the log: twice the L0 tables halve how often L1 is rewritten, and smaller tables a
+/// smaller L1 (128 MiB), whose overflow deeper levels take in table-sized steps. Lookups of
+/// fresh ids pay for the extra L0 tables with a few more bloom filter probes.
+fn keyspace_options() -> KeyspaceCreateOptions {
+    KeyspaceCreateOptions::default().compaction_strategy(Arc::new(
+        fjall::compaction::Leveled::default()
+            .with_l0_threshold(L0_TABLES)
+            .with_table_target_size(TABLE_BYTES),
+    ))
 }
 
 fn db_err(e: impl std::fmt::Display) -> StoreError {
@@ -199,10 +223,7 @@ impl IdIndex {
             .manual_journal_persist(true)
             .open()
             .map_err(|e| StoreError::Index(format!("{}: {e}", path.display())))?;
-        let ks = |name: &str| {
-            db.keyspace(name, KeyspaceCreateOptions::default)
-                .map_err(db_err)
-        };
+        let ks = |name: &str| db.keyspace(name, keyspace_options).map_err(db_err);
         let (ids, leaves, meta) = (ks(IDS)?, ks(LEAVES)?, ks(META)?);
         let disk = Disk {
             db,
