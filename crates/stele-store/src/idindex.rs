@@ -597,6 +597,28 @@ mod tests {
     }
 
     #[test]
+    fn an_index_created_with_other_keyspace_options_keeps_working() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // As earlier builds created it: fjall's default options, which fjall keeps.
+            let db = Database::builder(dir.path()).open().unwrap();
+            for name in [IDS, LEAVES, META] {
+                db.keyspace(name, KeyspaceCreateOptions::default).unwrap();
+            }
+            db.persist(PersistMode::SyncAll).unwrap();
+        }
+        let ix = open_small(dir.path(), 100);
+        let rs: Vec<Indexed> = (0..950).map(record).collect();
+        ix.insert(&rs, 950).unwrap();
+        ix.flush().unwrap();
+        assert_finds(&ix, 0..950);
+        drop(ix);
+        let ix = IdIndex::open(dir.path()).unwrap();
+        assert_eq!(ix.indexed_through().unwrap(), 950);
+        assert_finds(&ix, 0..950);
+    }
+
+    #[test]
     fn reach_moves_without_records() {
         let dir = tempfile::tempdir().unwrap();
         let ix = open_small(dir.path(), 100);
