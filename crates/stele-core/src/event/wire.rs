@@ -32,91 +32,103 @@ use crate::timestamp::parse_unix_nanos_wide;
 #[serde(deny_unknown_fields)]
 pub struct WireEvent<'a> {
     #[serde(borrow, default, deserialize_with = "present")]
-    id: Option<Text<'a>>,
+    id: Option<Str<'a>>,
     #[serde(borrow)]
     actor: WireActor<'a>,
     #[serde(borrow)]
-    action: Text<'a>,
+    action: Str<'a>,
     #[serde(borrow)]
     resource: WireResource<'a>,
     #[serde(borrow)]
-    outcome: Text<'a>,
+    outcome: Str<'a>,
     #[serde(borrow, default, deserialize_with = "present")]
-    reason: Option<Text<'a>>,
+    reason: Option<Str<'a>>,
     #[serde(borrow, default, deserialize_with = "present")]
     policy: Option<WirePolicy<'a>>,
     #[serde(borrow, default, deserialize_with = "present")]
-    tenant: Option<Text<'a>>,
+    tenant: Option<Str<'a>>,
     #[serde(borrow, default, deserialize_with = "present")]
-    source: Option<Text<'a>>,
+    source: Option<Str<'a>>,
     #[serde(default, deserialize_with = "present")]
     change: Option<Map<String, Value>>,
     #[serde(default, deserialize_with = "present")]
     context: Option<Map<String, Value>>,
     #[serde(borrow, default, deserialize_with = "present")]
-    client_time: Option<Text<'a>>,
+    client_time: Option<Str<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WireActor<'a> {
     #[serde(borrow, rename = "type")]
-    kind: Text<'a>,
+    kind: Str<'a>,
     #[serde(borrow)]
-    id: Text<'a>,
+    id: Str<'a>,
     #[serde(borrow, default, deserialize_with = "present")]
-    name: Option<Text<'a>>,
+    name: Option<Str<'a>>,
     #[serde(borrow, default, deserialize_with = "present")]
-    ip: Option<Text<'a>>,
+    ip: Option<Str<'a>>,
     #[serde(borrow, default, deserialize_with = "present")]
-    user_agent: Option<Text<'a>>,
+    user_agent: Option<Str<'a>>,
     #[serde(borrow, default, deserialize_with = "present")]
-    session_id: Option<Text<'a>>,
+    session_id: Option<Str<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WireResource<'a> {
     #[serde(borrow, rename = "type")]
-    kind: Text<'a>,
+    kind: Str<'a>,
     #[serde(borrow)]
-    id: Text<'a>,
+    id: Str<'a>,
     #[serde(borrow, default, deserialize_with = "present")]
-    name: Option<Text<'a>>,
+    name: Option<Str<'a>>,
 }
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct WirePolicy<'a> {
     #[serde(borrow)]
-    id: Text<'a>,
+    id: Str<'a>,
     #[serde(borrow, default, deserialize_with = "present")]
-    version: Option<Text<'a>>,
+    version: Option<Str<'a>>,
 }
 
-/// A JSON string, borrowed from the input unless it holds escapes. Unlike `Cow<str>` it
-/// refuses `null`, which validation reports as a wrong type rather than an absent field.
-struct Text<'a>(Cow<'a, str>);
+/// A JSON string, borrowed from the input unless it holds escapes.
+///
+/// serde borrows a `Cow<str>` only when it is a field's own type: inside an `Option`, a `Vec`
+/// or a map it always allocates. This type borrows wherever it is. It expects what `String`
+/// expects ("a string"), so it refuses `null`, which validation reports as a wrong type rather
+/// than an absent field. The integrations' record types use it too.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Str<'a>(pub Cow<'a, str>);
 
-impl<'de: 'a, 'a> Deserialize<'de> for Text<'a> {
+impl std::ops::Deref for Str<'_> {
+    type Target = str;
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct TextVisitor;
-        impl<'de> Visitor<'de> for TextVisitor {
-            type Value = Text<'de>;
+        struct StrVisitor;
+        impl<'de> Visitor<'de> for StrVisitor {
+            type Value = Str<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a string")
             }
-            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Text<'de>, E> {
-                Ok(Text(Cow::Borrowed(v)))
+            fn visit_borrowed_str<E: de::Error>(self, v: &'de str) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Borrowed(v)))
             }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<Text<'de>, E> {
-                Ok(Text(Cow::Owned(v.to_owned())))
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Owned(v.to_owned())))
             }
-            fn visit_string<E: de::Error>(self, v: String) -> Result<Text<'de>, E> {
-                Ok(Text(Cow::Owned(v)))
+            fn visit_string<E: de::Error>(self, v: String) -> Result<Str<'de>, E> {
+                Ok(Str(Cow::Owned(v)))
             }
         }
-        deserializer.deserialize_str(TextVisitor)
+        deserializer.deserialize_str(StrVisitor)
     }
 }
 
@@ -128,7 +140,7 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     T::deserialize(deserializer).map(Some)
 }
 
-impl Text<'_> {
+impl Str<'_> {
     /// The string if it is a valid string field of at most `max` characters.
     fn within(self, max: usize) -> Option<String> {
         text_problem(&self.0, max)
@@ -138,7 +150,7 @@ impl Text<'_> {
 }
 
 /// Checks an optional text field; `Err(())` if present and invalid.
-fn optional(field: Option<Text<'_>>, max: usize) -> Result<Option<String>, ()> {
+fn optional(field: Option<Str<'_>>, max: usize) -> Result<Option<String>, ()> {
     match field {
         None => Ok(None),
         Some(text) => text.within(max).map(Some).ok_or(()),
@@ -254,5 +266,22 @@ impl Event {
             self.tenant = tenant;
         }
         true
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::indexing_slicing)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn strings_are_borrowed_unless_escaped() {
+        let v: Vec<Option<Str<'_>>> =
+            serde_json::from_str(r#"["plain","esc\"aped",null]"#).unwrap();
+        assert!(matches!(v[0], Some(Str(Cow::Borrowed("plain")))));
+        assert!(matches!(&v[1], Some(Str(Cow::Owned(s))) if s == "esc\"aped"));
+        assert!(v[2].is_none());
+        let err = serde_json::from_str::<Str<'_>>("5").unwrap_err();
+        assert!(err.to_string().contains("expected a string"), "{err}");
     }
 }

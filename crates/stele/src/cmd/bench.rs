@@ -608,25 +608,10 @@ async fn load(
     per_req: u64,
     token: Option<&str>,
 ) -> Result<(u64, f64, Duration)> {
-    let uri: hyper::Uri = url.parse().context("bench URL")?;
-    let addr = uri
-        .authority()
-        .context("bench URL without an address")?
-        .as_str()
-        .parse()
-        .context("bench URL address")?;
-    let mut headers = vec![("Content-Type", ctype.to_owned())];
+    let mut load = super::bench_load::Load::post(url, ctype, conns, dur, per_req)?;
     if let Some(t) = token {
-        headers.push(("Authorization", format!("Bearer {t}")));
+        load.headers.push(("Authorization", format!("Bearer {t}")));
     }
-    let load = super::bench_load::Load {
-        addr,
-        path: uri.path().to_owned(),
-        headers,
-        connections: conns,
-        duration: dur,
-        events_per_request: per_req,
-    };
     let body = hyper::body::Bytes::from(body);
     let cpu_start = process_cpu();
     let measured = super::bench_load::run(load, move |_| Some(body.clone())).await?;

@@ -418,25 +418,11 @@ async fn load<F>(
 where
     F: Fn(u64) -> Vec<u8> + Send + Sync + 'static,
 {
-    let uri: hyper::Uri = url.parse().context("bench URL")?;
-    let addr = uri
-        .authority()
-        .context("bench URL without an address")?
-        .as_str()
-        .parse()
-        .context("bench URL address")?;
-    let mut headers = vec![("Content-Type", content_type.to_owned())];
+    let mut load =
+        super::bench_load::Load::post(&url, content_type, CONNECTIONS, dur, PER_REQUEST as u64)?;
     if let Some(e) = encoding {
-        headers.push(("Content-Encoding", e.to_owned()));
+        load.headers.push(("Content-Encoding", e.to_owned()));
     }
-    let load = super::bench_load::Load {
-        addr,
-        path: uri.path().to_owned(),
-        headers,
-        connections: CONNECTIONS,
-        duration: dur,
-        events_per_request: PER_REQUEST as u64,
-    };
     let measured = super::bench_load::run(load, move |r| {
         let body = make(r);
         (!body.is_empty()).then(|| hyper::body::Bytes::from(body))

@@ -34,6 +34,37 @@ pub(crate) struct Load {
     pub events_per_request: u64,
 }
 
+impl Load {
+    /// POSTs to `url` (`http://HOST:PORT/PATH`) with `Content-Type: content_type`, from
+    /// `connections` connections for `duration`; other headers go in [`Load::headers`].
+    ///
+    /// # Errors
+    /// `url` is not an `http://` URL with a numeric address.
+    pub(crate) fn post(
+        url: &str,
+        content_type: &str,
+        connections: usize,
+        duration: Duration,
+        events_per_request: u64,
+    ) -> Result<Load> {
+        let uri: hyper::Uri = url.parse().context("bench URL")?;
+        let addr = uri
+            .authority()
+            .context("bench URL without an address")?
+            .as_str()
+            .parse()
+            .context("bench URL address")?;
+        Ok(Load {
+            addr,
+            path: uri.path().to_owned(),
+            headers: vec![("Content-Type", content_type.to_owned())],
+            connections,
+            duration,
+            events_per_request,
+        })
+    }
+}
+
 /// What a run measured.
 pub(crate) struct Measured {
     /// Events acknowledged (successful requests × events per request).

@@ -1,11 +1,7 @@
 //! Helpers the mappings share: fitting source strings into schema v1's bounds, action names,
 //! IP literals and times.
 
-use std::borrow::Cow;
-use std::fmt;
 use std::net::{IpAddr, SocketAddr};
-
-use serde::de::{self, Deserialize, Deserializer, Visitor};
 
 use serde_json::{Map, Value};
 use stele_core::event::{MAX_ID_CHARS, MAX_NAME_CHARS, MAX_TEXT_CHARS};
@@ -20,43 +16,9 @@ pub struct IngestLimits {
     pub max_decoded_bytes: usize,
 }
 
-/// A JSON string of a source record, borrowed from the body unless it had escapes.
-///
-/// serde borrows a `Cow<str>` only when it is a field's own type: inside an `Option`, a
-/// `Vec` or a map it always allocates, which made every string field of a record an
-/// allocation. This type borrows wherever it is. It expects what `Cow<str>` and `String`
-/// expect ("a string"), so the errors of a record with a wrong type read as before.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct Str<'a>(pub Cow<'a, str>);
-
-impl std::ops::Deref for Str<'_> {
-    type Target = str;
-    fn deref(&self) -> &str {
-        &self.0
-    }
-}
-
-impl<'de: 'a, 'a> Deserialize<'de> for Str<'a> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct Visit;
-        impl<'de> Visitor<'de> for Visit {
-            type Value = Str<'de>;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_borrowed_str<E: de::Error>(self, s: &'de str) -> Result<Str<'de>, E> {
-                Ok(Str(Cow::Borrowed(s)))
-            }
-            fn visit_str<E: de::Error>(self, s: &str) -> Result<Str<'de>, E> {
-                Ok(Str(Cow::Owned(s.to_owned())))
-            }
-            fn visit_string<E: de::Error>(self, s: String) -> Result<Str<'de>, E> {
-                Ok(Str(Cow::Owned(s)))
-            }
-        }
-        deserializer.deserialize_str(Visit)
-    }
-}
+/// A JSON string of a source record, borrowed from the body unless it had escapes (the type
+/// client events are read with too).
+pub use stele_core::event::Str;
 
 /// Marks a mapped value that was cut to fit its field; the whole value is in `original`.
 const CUT: char = '…';
@@ -176,17 +138,6 @@ pub fn object<const N: usize>(fields: [(&str, Option<Value>); N]) -> Map<String,
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn strings_are_borrowed_unless_escaped() {
-        let v: Vec<Option<Str<'_>>> =
-            serde_json::from_str(r#"["plain","esc\"aped",null]"#).unwrap();
-        assert!(matches!(v[0], Some(Str(Cow::Borrowed("plain")))));
-        assert!(matches!(&v[1], Some(Str(Cow::Owned(s))) if s == "esc\"aped"));
-        assert!(v[2].is_none());
-        let err = serde_json::from_str::<Str<'_>>("5").unwrap_err();
-        assert!(err.to_string().contains("expected a string"), "{err}");
-    }
 
     #[test]
     fn fit_cuts_by_characters_and_marks_the_cut() {
