@@ -742,8 +742,21 @@ fn time_offset_checked(entry: &[u8], offset: usize) -> Option<usize> {
     (before == KEY && after == b"\"}").then_some(offset)
 }
 
-impl ActorType {
+/// A closed set of names, as schema v1 spells them: the one list both validation paths
+/// match against and the error messages quote.
+pub(crate) trait Named: Copy + 'static {
+    /// Every value, in schema order.
+    const ALL: &'static [Self];
     /// The JSON value.
+    fn name(self) -> &'static str;
+    /// The value named `s`, if any.
+    fn named(s: &str) -> Option<Self> {
+        Self::ALL.iter().copied().find(|v| v.name() == s)
+    }
+}
+
+impl Named for ActorType {
+    const ALL: &'static [Self] = &[Self::User, Self::Service, Self::System];
     fn name(self) -> &'static str {
         match self {
             Self::User => "user",
@@ -753,8 +766,8 @@ impl ActorType {
     }
 }
 
-impl Outcome {
-    /// The JSON value.
+impl Named for Outcome {
+    const ALL: &'static [Self] = &[Self::Allow, Self::Deny, Self::Error];
     fn name(self) -> &'static str {
         match self {
             Self::Allow => "allow",

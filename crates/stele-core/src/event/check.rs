@@ -17,7 +17,7 @@ use serde_json::{Map, Value};
 use uuid::Uuid;
 
 use super::{
-    Actor, ActorType, Canonical, Event, EventLimits, FieldError, Outcome, Policy, Resource,
+    Actor, ActorType, Canonical, Event, EventLimits, FieldError, Named, Outcome, Policy, Resource,
     MAX_CLIENT_TIME_CHARS, MAX_ID_CHARS, MAX_IP_CHARS, MAX_NAME_CHARS, MAX_TEXT_CHARS,
 };
 use crate::timestamp::parse_unix_nanos_wide;
@@ -153,17 +153,7 @@ fn check_event(
     let actor = c.required("$.actor", actor, Checker::actor);
     let action = c.required("$.action", action, Checker::action);
     let resource = c.required("$.resource", resource, Checker::resource);
-    let outcome = c.required("$.outcome", outcome, |c, p, v| {
-        c.one_of(
-            p,
-            v,
-            &[
-                ("allow", Outcome::Allow),
-                ("deny", Outcome::Deny),
-                ("error", Outcome::Error),
-            ],
-        )
-    });
+    let outcome = c.required("$.outcome", outcome, |c, p, v| c.one_of::<Outcome>(p, v));
     let reason = c.optional("$.reason", reason, text(MAX_TEXT_CHARS));
     let policy = c.optional("$.policy", policy, Checker::policy);
     let tenant = c.optional("$.tenant", tenant, text(MAX_ID_CHARS));
@@ -342,11 +332,11 @@ impl Checker {
         }
     }
 
-    fn one_of<T: Copy>(&mut self, path: &str, value: In<'_>, options: &[(&str, T)]) -> Option<T> {
+    fn one_of<T: Named>(&mut self, path: &str, value: In<'_>) -> Option<T> {
         let s = self.string(path, value, MAX_NAME_CHARS)?;
-        let found = options.iter().find(|(name, _)| *name == s).map(|(_, v)| *v);
+        let found = T::named(&s);
         if found.is_none() {
-            let names: Vec<String> = options.iter().map(|(n, _)| format!("\"{n}\"")).collect();
+            let names: Vec<String> = T::ALL.iter().map(|v| format!("\"{}\"", v.name())).collect();
             self.problem(
                 path,
                 format!("must be one of {}, not {}", names.join(", "), quoted(&s)),
@@ -382,17 +372,7 @@ impl Checker {
     fn actor(&mut self, path: &'static str, value: In<'_>) -> Option<Actor> {
         let [kind, id, name, ip, user_agent, session_id] =
             self.closed_object(path, value, &ACTOR_FIELDS)?;
-        let kind = self.required("$.actor.type", kind, |c, p, v| {
-            c.one_of(
-                p,
-                v,
-                &[
-                    ("user", ActorType::User),
-                    ("service", ActorType::Service),
-                    ("system", ActorType::System),
-                ],
-            )
-        });
+        let kind = self.required("$.actor.type", kind, |c, p, v| c.one_of::<ActorType>(p, v));
         let id = self.required("$.actor.id", id, text(MAX_ID_CHARS));
         let name = self.optional("$.actor.name", name, text(MAX_TEXT_CHARS));
         let ip = self.optional("$.actor.ip", ip, |c, p, v| {

@@ -143,9 +143,7 @@ fn prepare_typed(
     for wire in events {
         let mut ev = wire.check(&config.limits)?;
         let stamps = binding(caller.principal(), field(ev.source()), field(ev.tenant())).ok()?;
-        if (stamps.source.is_some() || stamps.tenant.is_some())
-            && !ev.fill_in(stamps.source, stamps.tenant)
-        {
+        if !ev.fill_in(stamps.source, stamps.tenant) {
             return None;
         }
         prepared.push(ev.encode(Uuid::now_v7(), now, &config.limits).ok()?);
