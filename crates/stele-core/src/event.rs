@@ -34,7 +34,7 @@ mod check;
 mod wire;
 
 pub use check::{validate, validate_ingested, validate_owned, InvalidEvent};
-pub use wire::{Str, WireEvent};
+pub use wire::{Str, WireActor, WireEvent, WirePolicy, WireResource};
 
 /// Longest identifier (`actor.id`, `resource.id`, `session_id`, `policy.*`, `tenant`,
 /// `source`), in Unicode scalar values (what JSON Schema's `maxLength` counts).

@@ -1081,6 +1081,25 @@ proptest! {
         assert_fast_path_agrees(&value)?;
     }
 
+    /// An integration's wire event (`original` set in code) is checked exactly as
+    /// `validate_ingested` checks the same event's JSON; a refused one comes back whole.
+    #[test]
+    fn wire_events_with_original_agree_with_validate_ingested(
+        value in mutated_event(),
+        original in prop_oneof![Just(String::new()), "[a-z\"\\\\é]{1,20}"],
+    ) {
+        assert_wire_original_agrees(value, &original)?;
+    }
+
+    /// The same over valid events of every shape.
+    #[test]
+    fn valid_wire_events_with_original_agree_with_validate_ingested(
+        (value, _now) in valid_event(),
+        original in "[a-z\"\\\\é]{1,20}",
+    ) {
+        assert_wire_original_agrees(value, &original)?;
+    }
+
     /// An integration's event is checked exactly like a client's, except that `original` is
     /// allowed: same event or same problems, in the same order, once `original` is set aside.
     #[test]
@@ -1115,7 +1134,7 @@ proptest! {
 fn fast_path(text: &[u8], limits: &EventLimits) -> Option<Event> {
     serde_json::from_slice::<WireEvent>(text)
         .ok()
-        .and_then(|wire| wire.check(limits))
+        .and_then(|wire| wire.check(limits).ok())
 }
 
 fn assert_fast_path_agrees(value: &Value) -> Result<(), TestCaseError> {
@@ -1134,6 +1153,35 @@ fn assert_fast_path_agrees(value: &Value) -> Result<(), TestCaseError> {
             (None, Err(_)) => {}
             (fast, full) => prop_assert!(false, "{value}: fast {fast:?}, validation {full:?}"),
         }
+    }
+    Ok(())
+}
+
+/// Parses `value` (without `original`) as a wire event, sets `original` in code, and checks
+/// that [`WireEvent::check`] agrees with `validate_ingested` of the JSON with `original`, and
+/// that [`WireEvent::into_value`] gives back that JSON exactly.
+fn assert_wire_original_agrees(mut value: Value, original: &str) -> Result<(), TestCaseError> {
+    let Some(object) = value.as_object_mut() else {
+        return Ok(());
+    };
+    object.shift_remove("original");
+    let text = serde_json::to_vec(&value).unwrap();
+    let Ok(mut wire) = serde_json::from_slice::<WireEvent>(&text) else {
+        return Ok(());
+    };
+    wire.original = Some(original.to_owned().into());
+    let mut want = value.clone();
+    want["original"] = json!(original);
+    match (
+        wire.check(&limits()),
+        validate_ingested(want.clone(), &limits()),
+    ) {
+        (Ok(fast), Ok(full)) => {
+            prop_assert_eq!(fast.original(), Some(original));
+            prop_assert_eq!(fast, full);
+        }
+        (Err(back), Err(_)) => prop_assert_eq!((*back).into_value(), want),
+        (fast, full) => prop_assert!(false, "{want}: wire {fast:?}, validation {full:?}"),
     }
     Ok(())
 }

@@ -21,78 +21,114 @@ use serde_json::{Map, Value};
 
 use super::check::{canonical_context, event_id, is_action_name, is_ip_literal, text_problem};
 use super::{
-    Actor, ActorType, Event, EventLimits, Named, Outcome, Policy, Resource, MAX_CLIENT_TIME_CHARS,
-    MAX_ID_CHARS, MAX_IP_CHARS, MAX_NAME_CHARS, MAX_TEXT_CHARS,
+    Actor, ActorType, Canonical, Event, EventLimits, Named, Outcome, Policy, Resource,
+    MAX_CLIENT_TIME_CHARS, MAX_ID_CHARS, MAX_IP_CHARS, MAX_NAME_CHARS, MAX_TEXT_CHARS,
 };
 use crate::timestamp::parse_unix_nanos_wide;
 
-/// A client's event as deserialized by the fast path: schema v1's fields and no others, each
-/// of the right JSON type. Not yet checked against the schema's rules: see
+/// An event in the shape it is sent in: schema v1's fields and no others, each of the right
+/// JSON type, strings as sent. Not yet checked against the schema's rules: see
 /// [`WireEvent::check`].
-#[derive(Deserialize)]
+///
+/// Two kinds of producers make one. Client intake deserializes it from a request body (the
+/// fast path above). Integrations build one in code from a source record, with `original` set
+/// to the record verbatim: their mapped events skip building a `serde_json::Value` just to
+/// validate it, and still pass exactly the rules a client's event passes.
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct WireEvent<'a> {
+    /// `id`: a hyphenated UUID.
     #[serde(borrow, default, deserialize_with = "present")]
-    id: Option<Str<'a>>,
+    pub id: Option<Str<'a>>,
+    /// `actor`.
     #[serde(borrow)]
-    actor: WireActor<'a>,
+    pub actor: WireActor<'a>,
+    /// `action`: a dotted name.
     #[serde(borrow)]
-    action: Str<'a>,
+    pub action: Str<'a>,
+    /// `resource`.
     #[serde(borrow)]
-    resource: WireResource<'a>,
+    pub resource: WireResource<'a>,
+    /// `outcome`: `allow`, `deny` or `error`.
     #[serde(borrow)]
-    outcome: Str<'a>,
+    pub outcome: Str<'a>,
+    /// `reason`.
     #[serde(borrow, default, deserialize_with = "present")]
-    reason: Option<Str<'a>>,
+    pub reason: Option<Str<'a>>,
+    /// `policy`.
     #[serde(borrow, default, deserialize_with = "present")]
-    policy: Option<WirePolicy<'a>>,
+    pub policy: Option<WirePolicy<'a>>,
+    /// `tenant`.
     #[serde(borrow, default, deserialize_with = "present")]
-    tenant: Option<Str<'a>>,
+    pub tenant: Option<Str<'a>>,
+    /// `source`.
     #[serde(borrow, default, deserialize_with = "present")]
-    source: Option<Str<'a>>,
+    pub source: Option<Str<'a>>,
+    /// `change`.
     #[serde(default, deserialize_with = "present")]
-    change: Option<Map<String, Value>>,
+    pub change: Option<Map<String, Value>>,
+    /// `context`.
     #[serde(default, deserialize_with = "present")]
-    context: Option<Map<String, Value>>,
+    pub context: Option<Map<String, Value>>,
+    /// `client_time`: RFC 3339.
     #[serde(borrow, default, deserialize_with = "present")]
-    client_time: Option<Str<'a>>,
+    pub client_time: Option<Str<'a>>,
+    /// `original`: the source record verbatim, which only integrations set. Never read from
+    /// JSON: a client's event that holds it is an unknown field here, so full validation
+    /// answers it (and says why it is refused).
+    #[serde(skip)]
+    pub original: Option<Str<'a>>,
 }
 
-#[derive(Deserialize)]
+/// The `actor` of a [`WireEvent`].
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct WireActor<'a> {
+pub struct WireActor<'a> {
+    /// `type`: `user`, `service` or `system`.
     #[serde(borrow, rename = "type")]
-    kind: Str<'a>,
+    pub kind: Str<'a>,
+    /// `id`.
     #[serde(borrow)]
-    id: Str<'a>,
+    pub id: Str<'a>,
+    /// `name`.
     #[serde(borrow, default, deserialize_with = "present")]
-    name: Option<Str<'a>>,
+    pub name: Option<Str<'a>>,
+    /// `ip`: an IPv4 or IPv6 literal.
     #[serde(borrow, default, deserialize_with = "present")]
-    ip: Option<Str<'a>>,
+    pub ip: Option<Str<'a>>,
+    /// `user_agent`.
     #[serde(borrow, default, deserialize_with = "present")]
-    user_agent: Option<Str<'a>>,
+    pub user_agent: Option<Str<'a>>,
+    /// `session_id`.
     #[serde(borrow, default, deserialize_with = "present")]
-    session_id: Option<Str<'a>>,
+    pub session_id: Option<Str<'a>>,
 }
 
-#[derive(Deserialize)]
+/// The `resource` of a [`WireEvent`].
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct WireResource<'a> {
+pub struct WireResource<'a> {
+    /// `type`.
     #[serde(borrow, rename = "type")]
-    kind: Str<'a>,
+    pub kind: Str<'a>,
+    /// `id`.
     #[serde(borrow)]
-    id: Str<'a>,
+    pub id: Str<'a>,
+    /// `name`.
     #[serde(borrow, default, deserialize_with = "present")]
-    name: Option<Str<'a>>,
+    pub name: Option<Str<'a>>,
 }
 
-#[derive(Deserialize)]
+/// The `policy` of a [`WireEvent`].
+#[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct WirePolicy<'a> {
+pub struct WirePolicy<'a> {
+    /// `id`.
     #[serde(borrow)]
-    id: Str<'a>,
+    pub id: Str<'a>,
+    /// `version`.
     #[serde(borrow, default, deserialize_with = "present")]
-    version: Option<Str<'a>>,
+    pub version: Option<Str<'a>>,
 }
 
 /// A JSON string, borrowed from the input unless it holds escapes.
@@ -141,100 +177,201 @@ fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
     T::deserialize(deserializer).map(Some)
 }
 
+impl<'a> From<&'a str> for Str<'a> {
+    fn from(s: &'a str) -> Self {
+        Str(Cow::Borrowed(s))
+    }
+}
+
+impl From<String> for Str<'_> {
+    fn from(s: String) -> Self {
+        Str(Cow::Owned(s))
+    }
+}
+
 impl Str<'_> {
-    /// The string if it is a valid string field of at most `max` characters.
-    fn within(self, max: usize) -> Option<String> {
-        text_problem(&self.0, max)
-            .is_none()
-            .then(|| self.0.into_owned())
+    fn into_string(self) -> String {
+        self.0.into_owned()
     }
 }
 
-/// Checks an optional text field; `Err(())` if present and invalid.
-fn optional(field: Option<Str<'_>>, max: usize) -> Result<Option<String>, ()> {
-    match field {
-        None => Ok(None),
-        Some(text) => text.within(max).map(Some).ok_or(()),
-    }
+/// Whether `s` is a valid string field of at most `max` characters.
+fn fits(s: &str, max: usize) -> bool {
+    text_problem(s, max).is_none()
 }
 
-impl WireEvent<'_> {
-    /// The event, if it passes every rule of schema v1 and `limits`; `None` if any is broken
-    /// (then [`validate_owned`](super::validate_owned) of the same JSON says which).
-    pub fn check(self, limits: &EventLimits) -> Option<Event> {
-        let id = match self.id {
+/// Whether an optional string field is absent or valid.
+fn fits_opt(s: &Option<Str<'_>>, max: usize) -> bool {
+    s.as_ref().is_none_or(|s| fits(s, max))
+}
+
+fn owned(s: Option<Str<'_>>) -> Option<String> {
+    s.map(Str::into_string)
+}
+
+/// What [`WireEvent::check`] derives from the fields while it tests them.
+struct Derived {
+    id: Option<uuid::Uuid>,
+    actor_kind: ActorType,
+    outcome: Outcome,
+    context_canonical: Option<Canonical>,
+}
+
+impl<'a> WireEvent<'a> {
+    /// The event, if it passes every rule of schema v1 and `limits` (`original`, when set,
+    /// must be a non-empty string); otherwise the wire event back, untouched, for
+    /// [`validate_owned`](super::validate_owned) or
+    /// [`validate_ingested`](super::validate_ingested) of [`WireEvent::into_value`] to say
+    /// which rules it breaks. Every rule is tested before anything is moved, so a refusal
+    /// costs no copy.
+    ///
+    /// # Errors
+    ///
+    /// The unchanged `self` when any rule is broken (boxed: it is large, and the rare case).
+    pub fn check(self, limits: &EventLimits) -> Result<Event, Box<Self>> {
+        match self.derive(limits) {
+            Some(derived) => Ok(self.into_event(derived)),
+            None => Err(Box::new(self)),
+        }
+    }
+
+    fn derive(&self, limits: &EventLimits) -> Option<Derived> {
+        let id = match &self.id {
             None => None,
-            Some(id) => {
-                let s = id.within(MAX_ID_CHARS)?;
-                Some(event_id(&s).ok()?)
-            }
+            Some(id) if fits(id, MAX_ID_CHARS) => Some(event_id(id).ok()?),
+            Some(_) => return None,
         };
-        let actor = self.actor.check()?;
-        let action = self.action.within(MAX_NAME_CHARS)?;
-        if !is_action_name(&action) {
+        let actor_kind = self.actor.derive()?;
+        let resource = &self.resource;
+        let policy_fits = self
+            .policy
+            .as_ref()
+            .is_none_or(|p| fits(&p.id, MAX_ID_CHARS) && fits_opt(&p.version, MAX_ID_CHARS));
+        let rules = fits(&self.action, MAX_NAME_CHARS)
+            && is_action_name(&self.action)
+            && fits(&resource.kind, MAX_NAME_CHARS)
+            && fits(&resource.id, MAX_ID_CHARS)
+            && fits_opt(&resource.name, MAX_TEXT_CHARS)
+            && fits_opt(&self.reason, MAX_TEXT_CHARS)
+            && policy_fits
+            && fits_opt(&self.tenant, MAX_ID_CHARS)
+            && fits_opt(&self.source, MAX_ID_CHARS)
+            && fits_opt(&self.client_time, MAX_CLIENT_TIME_CHARS)
+            && self
+                .client_time
+                .as_ref()
+                .is_none_or(|t| parse_unix_nanos_wide(t).is_ok())
+            && fits_opt(&self.original, usize::MAX);
+        if !rules {
             return None;
         }
-        let resource = Resource {
-            kind: self.resource.kind.within(MAX_NAME_CHARS)?,
-            id: self.resource.id.within(MAX_ID_CHARS)?,
-            name: optional(self.resource.name, MAX_TEXT_CHARS).ok()?,
-        };
         let outcome = Outcome::named(&self.outcome)?;
-        let reason = optional(self.reason, MAX_TEXT_CHARS).ok()?;
-        let policy = match self.policy {
+        let context_canonical = match &self.context {
             None => None,
-            Some(p) => Some(Policy {
-                id: p.id.within(MAX_ID_CHARS)?,
-                version: optional(p.version, MAX_ID_CHARS).ok()?,
-            }),
+            Some(map) => canonical_context(map, limits).ok()?,
         };
-        let tenant = optional(self.tenant, MAX_ID_CHARS).ok()?;
-        let source = optional(self.source, MAX_ID_CHARS).ok()?;
-        let (context, context_canonical) = match self.context {
-            None => (None, None),
-            Some(map) => {
-                let canonical = canonical_context(&map, limits).ok()?;
-                (Some(map), canonical)
-            }
-        };
-        let client_time = optional(self.client_time, MAX_CLIENT_TIME_CHARS).ok()?;
-        if let Some(t) = &client_time {
-            parse_unix_nanos_wide(t).ok()?;
-        }
-        Some(Event {
+        Some(Derived {
             id,
-            actor,
-            action,
-            resource,
+            actor_kind,
             outcome,
-            reason,
-            policy,
-            tenant,
-            source,
-            change: self.change,
-            context,
             context_canonical,
-            client_time,
-            original: None,
         })
+    }
+
+    fn into_event(self, derived: Derived) -> Event {
+        let actor = self.actor;
+        let resource = self.resource;
+        Event {
+            id: derived.id,
+            actor: Actor {
+                kind: derived.actor_kind,
+                id: actor.id.into_string(),
+                name: owned(actor.name),
+                ip: owned(actor.ip),
+                user_agent: owned(actor.user_agent),
+                session_id: owned(actor.session_id),
+            },
+            action: self.action.into_string(),
+            resource: Resource {
+                kind: resource.kind.into_string(),
+                id: resource.id.into_string(),
+                name: owned(resource.name),
+            },
+            outcome: derived.outcome,
+            reason: owned(self.reason),
+            policy: self.policy.map(|p| Policy {
+                id: p.id.into_string(),
+                version: owned(p.version),
+            }),
+            tenant: owned(self.tenant),
+            source: owned(self.source),
+            change: self.change,
+            context: self.context,
+            context_canonical: derived.context_canonical,
+            client_time: owned(self.client_time),
+            original: owned(self.original),
+        }
+    }
+
+    /// The event as the JSON object it stands for (the fields that are set, `original`
+    /// included), for full validation to report what [`WireEvent::check`] refused.
+    pub fn into_value(self) -> Value {
+        fn put(map: &mut Map<String, Value>, key: &str, value: Option<Str<'_>>) {
+            if let Some(v) = value {
+                map.insert(key.to_owned(), Value::String(v.into_string()));
+            }
+        }
+        let mut actor = Map::new();
+        put(&mut actor, "type", Some(self.actor.kind));
+        put(&mut actor, "id", Some(self.actor.id));
+        put(&mut actor, "name", self.actor.name);
+        put(&mut actor, "ip", self.actor.ip);
+        put(&mut actor, "user_agent", self.actor.user_agent);
+        put(&mut actor, "session_id", self.actor.session_id);
+        let mut resource = Map::new();
+        put(&mut resource, "type", Some(self.resource.kind));
+        put(&mut resource, "id", Some(self.resource.id));
+        put(&mut resource, "name", self.resource.name);
+        let mut event = Map::new();
+        put(&mut event, "id", self.id);
+        event.insert("actor".to_owned(), Value::Object(actor));
+        put(&mut event, "action", Some(self.action));
+        event.insert("resource".to_owned(), Value::Object(resource));
+        put(&mut event, "outcome", Some(self.outcome));
+        put(&mut event, "reason", self.reason);
+        if let Some(p) = self.policy {
+            let mut policy = Map::new();
+            put(&mut policy, "id", Some(p.id));
+            put(&mut policy, "version", p.version);
+            event.insert("policy".to_owned(), Value::Object(policy));
+        }
+        put(&mut event, "tenant", self.tenant);
+        put(&mut event, "source", self.source);
+        if let Some(change) = self.change {
+            event.insert("change".to_owned(), Value::Object(change));
+        }
+        if let Some(context) = self.context {
+            event.insert("context".to_owned(), Value::Object(context));
+        }
+        put(&mut event, "client_time", self.client_time);
+        put(&mut event, "original", self.original);
+        Value::Object(event)
     }
 }
 
 impl WireActor<'_> {
-    fn check(self) -> Option<Actor> {
-        let kind = ActorType::named(&self.kind)?;
-        let ip = optional(self.ip, MAX_IP_CHARS).ok()?;
-        if ip.as_deref().is_some_and(|ip| !is_ip_literal(ip)) {
-            return None;
+    fn derive(&self) -> Option<ActorType> {
+        let rules = fits(&self.id, MAX_ID_CHARS)
+            && fits_opt(&self.name, MAX_TEXT_CHARS)
+            && fits_opt(&self.ip, MAX_IP_CHARS)
+            && self.ip.as_ref().is_none_or(|ip| is_ip_literal(ip))
+            && fits_opt(&self.user_agent, MAX_TEXT_CHARS)
+            && fits_opt(&self.session_id, MAX_ID_CHARS);
+        if rules {
+            ActorType::named(&self.kind)
+        } else {
+            None
         }
-        Some(Actor {
-            kind,
-            id: self.id.within(MAX_ID_CHARS)?,
-            name: optional(self.name, MAX_TEXT_CHARS).ok()?,
-            ip,
-            user_agent: optional(self.user_agent, MAX_TEXT_CHARS).ok()?,
-            session_id: optional(self.session_id, MAX_ID_CHARS).ok()?,
-        })
     }
 }
 

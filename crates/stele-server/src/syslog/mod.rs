@@ -26,7 +26,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use crate::handlers::ingest::{self, fit, Mapped, RecordProblem};
+use crate::handlers::ingest::{self, fit, Mapped, MappedEvent};
 use crate::state::AppState;
 use parse::{next_frame, Frame, Message};
 
@@ -154,7 +154,7 @@ async fn connection<S: AsyncRead + Unpin>(
             match next_frame(rest, MAX_MESSAGE_BYTES) {
                 Frame::Message { start, end, next } => {
                     let msg = rest.get(start..end).unwrap_or_default();
-                    pending.push(Ok(map_message(msg, &peer_text, transport)));
+                    pending.push(Ok(map_message(msg, &peer_text, transport).into()));
                     consumed += next;
                 }
                 Frame::Incomplete => break,
@@ -167,7 +167,7 @@ async fn connection<S: AsyncRead + Unpin>(
         let rest = buf.get(consumed..).unwrap_or_default();
         let leftover = rest.iter().any(|b| !matches!(b, b'\n' | b'\r' | b'\0'));
         if let Some(why) = broken {
-            pending.push(Ok(broken_stream(&why, rest, &peer_text, transport)));
+            pending.push(Ok(broken_stream(&why, rest, &peer_text, transport).into()));
             let _ = tx.send(std::mem::take(&mut pending)).await;
             break;
         }
@@ -196,7 +196,7 @@ async fn connection<S: AsyncRead + Unpin>(
                     transport,
                 ),
             };
-            pending.push(Ok(event));
+            pending.push(Ok(event.into()));
         }
         buf.drain(..consumed);
         if !pending.is_empty() {
@@ -424,17 +424,17 @@ fn event(
 
 /// Mapped records for tests and benches: each message of `bytes` (as framed on the wire)
 /// mapped as the listener would.
-pub fn map_stream(bytes: &[u8], peer: &str) -> Vec<Result<Value, RecordProblem>> {
+pub fn map_stream(bytes: &[u8], peer: &str) -> Vec<Mapped> {
     let mut out = Vec::new();
     let mut at = 0;
     while let Some(rest) = bytes.get(at..) {
         match next_frame(rest, MAX_MESSAGE_BYTES) {
             Frame::Message { start, end, next } => {
-                out.push(Ok(map_message(
+                out.push(Ok(MappedEvent::Json(map_message(
                     rest.get(start..end).unwrap_or_default(),
                     peer,
                     "tcp",
-                )));
+                ))));
                 at += next;
             }
             _ => break,

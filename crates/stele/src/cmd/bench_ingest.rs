@@ -177,7 +177,7 @@ fn receiver_alone(receiver: Receiver, input: &impl ReceiverInput) -> Result<f64>
     let max = config.max_events;
     let once = || -> Result<usize> {
         let records = match receiver {
-            Receiver::Kubernetes => k8s::map_body(input.bytes(), max),
+            Receiver::Kubernetes => k8s::map_body(input.bytes(), max, &limits),
             Receiver::Opa => ingest::gunzip(input.bytes(), ingest_limits.max_decoded_bytes)
                 .and_then(|b| opa::map_body(&b, max)),
             Receiver::Otlp => otlp::map_body(input.bytes(), otlp::Encoding::Protobuf, max),

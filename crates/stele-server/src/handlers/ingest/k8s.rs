@@ -17,8 +17,12 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
+use stele_core::event::{EventLimits, WireActor, WireEvent, WirePolicy, WireResource};
+
 use super::map::{self, fit_id, fit_name, fit_text, object, Str};
-use super::{content_id, ingest_bytes, read_body, IngestReport, Mapped, RecordProblem};
+use super::{
+    content_id, ingest_bytes, read_body, IngestReport, Mapped, MappedEvent, RecordProblem,
+};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -39,7 +43,8 @@ pub async fn ingest(
 ) -> Result<IngestReport, ApiError> {
     let bytes = read_body(&headers, body, &state.ingest_limits()).await?;
     let max = state.config().max_events;
-    ingest_bytes(&state, SOURCE, bytes, move |b| map_body(b, max)).await
+    let limits = state.config().limits;
+    ingest_bytes(&state, SOURCE, bytes, move |b| map_body(b, max, &limits)).await
 }
 
 /// The envelope: an `EventList` (or a lone `Event`).
@@ -59,7 +64,11 @@ struct Envelope<'a> {
 ///
 /// 400 (nothing stored) for a body that is not JSON, not an `audit.k8s.io` `EventList` or
 /// `Event`, or holds no events; 413 for more than `max_events` items.
-pub fn map_body(bytes: &[u8], max_events: usize) -> Result<Vec<Mapped>, ApiError> {
+pub fn map_body(
+    bytes: &[u8],
+    max_events: usize,
+    limits: &EventLimits,
+) -> Result<Vec<Mapped>, ApiError> {
     let text = std::str::from_utf8(bytes)
         .map_err(|e| ApiError::BadRequest(format!("the body is not UTF-8 JSON: {e}")))?;
     let envelope: Envelope<'_> = serde_json::from_str(text).map_err(|e| {
@@ -96,7 +105,7 @@ pub fn map_body(bytes: &[u8], max_events: usize) -> Result<Vec<Mapped>, ApiError
     Ok(items
         .into_iter()
         .enumerate()
-        .map(|(i, raw)| map_record(i, raw))
+        .map(|(i, raw)| map_record(i, raw, limits))
         .collect())
 }
 
@@ -214,8 +223,8 @@ struct Status<'a> {
     message: Option<Str<'a>>,
 }
 
-/// Maps one audit `Event` (its JSON text `raw`) to an event.
-pub fn map_record(record: usize, raw: &str) -> Mapped {
+/// Maps one audit `Event` (its JSON text `raw`) to an event, checked against `limits`.
+pub fn map_record(record: usize, raw: &str, limits: &EventLimits) -> Mapped {
     let problem = |path: &str, message: String| RecordProblem::source(record, path, message);
     let ev: AuditEvent<'_> = serde_json::from_str(raw)
         .map_err(|e| problem("$", format!("not an audit.k8s.io Event: {e}")))?;
@@ -226,21 +235,28 @@ pub fn map_record(record: usize, raw: &str) -> Mapped {
         ));
     }
     check_api_version(ev.api_version.as_deref()).map_err(|m| problem("apiVersion", m))?;
-    let required = |v: Option<&str>, path: &str| {
-        v.filter(|s| !s.is_empty())
-            .map(str::to_owned)
-            .ok_or_else(|| {
-                problem(
-                    path,
-                    "is missing; kube-apiserver always sets it on an audit Event".to_owned(),
-                )
-            })
-    };
-    let audit_id = required(ev.audit_id.as_deref(), "auditID")?;
-    let stage = required(ev.stage.as_deref(), "stage")?;
-    let verb = required(ev.verb.as_deref(), "verb")?;
+    fn required<'s>(
+        record: usize,
+        v: Option<&'s str>,
+        path: &str,
+    ) -> Result<&'s str, RecordProblem> {
+        v.filter(|s| !s.is_empty()).ok_or_else(|| {
+            RecordProblem::source(
+                record,
+                path,
+                "is missing; kube-apiserver always sets it on an audit Event",
+            )
+        })
+    }
+    let audit_id = required(record, ev.audit_id.as_deref(), "auditID")?;
+    let stage = required(record, ev.stage.as_deref(), "stage")?;
+    let verb = required(record, ev.verb.as_deref(), "verb")?;
     let user = ev.user.as_ref();
-    let username = required(user.and_then(|u| u.username.as_deref()), "user.username")?;
+    let username = required(
+        record,
+        user.and_then(|u| u.username.as_deref()),
+        "user.username",
+    )?;
 
     let annotations = ev.annotations.as_ref();
     let decision = non_empty(annotations.and_then(|a| a.decision.as_ref()));
@@ -263,7 +279,7 @@ pub fn map_record(record: usize, raw: &str) -> Mapped {
         })
         .and_then(fit_text);
     let (policy, rbac_role) = match authz_reason.and_then(rbac_grant) {
-        Some((binding, role)) => (fit_id(&binding).map(|id| json!({ "id": id })), Some(role)),
+        Some((binding, role)) => (fit_id(&binding), Some(role)),
         None => (None, None),
     };
 
@@ -274,29 +290,14 @@ pub fn map_record(record: usize, raw: &str) -> Mapped {
     } else {
         "user"
     };
-    let source_ips: Vec<&str> = ev.source_ips.iter().flatten().map(|s| s.as_ref()).collect();
-    let actor = object([
-        ("type", Some(json!(actor_type))),
-        ("id", fit_id(&username).map(Value::from)),
-        (
-            "ip",
-            source_ips
-                .first()
-                .and_then(|ip| map::ip_of(ip))
-                .map(Value::from),
-        ),
-        (
-            "user_agent",
-            ev.user_agent.as_deref().and_then(fit_text).map(Value::from),
-        ),
-    ]);
-    let action = map::action("k8s", &verb).ok_or_else(|| {
+    let action = map::action("k8s", verb).ok_or_else(|| {
         problem(
             "verb",
             format!("{verb:?} cannot be made into an action name"),
         )
     })?;
-    let resource = resource_of(ev.object_ref.as_ref(), ev.request_uri.as_deref());
+    let (resource_type, resource_id) =
+        resource_of(ev.object_ref.as_ref(), ev.request_uri.as_deref());
 
     // Only what identifies and correlates the record: everything else the audit Event says
     // is in `original`, and copying it would double the entry (and the disk it takes).
@@ -324,27 +325,44 @@ pub fn map_record(record: usize, raw: &str) -> Mapped {
     ]
     .into_iter()
     .find_map(|t| t.as_deref().and_then(map::client_time));
-    let event = object([
-        (
-            "id",
-            Some(json!(content_id(
-                SOURCE,
-                raw.as_bytes(),
-                client_time.as_deref()
-            ))),
-        ),
-        ("actor", Some(Value::Object(actor))),
-        ("action", Some(json!(action))),
-        ("resource", Some(resource)),
-        ("outcome", Some(json!(outcome))),
-        ("reason", reason.map(Value::from)),
-        ("policy", policy),
-        ("source", Some(json!(SOURCE))),
-        ("context", Some(Value::Object(context))),
-        ("client_time", client_time.map(Value::from)),
-        ("original", Some(json!(raw))),
-    ]);
-    Ok(Value::Object(event))
+    let id = content_id(SOURCE, raw.as_bytes(), client_time.as_deref());
+    let event = WireEvent {
+        id: Some(id.hyphenated().to_string().into()),
+        actor: WireActor {
+            kind: actor_type.into(),
+            // `username` is not empty, so it always fits.
+            id: fit_id(username).unwrap_or_default().into(),
+            name: None,
+            ip: ev
+                .source_ips
+                .iter()
+                .flatten()
+                .next()
+                .and_then(|ip| map::ip_of(ip))
+                .map(Str::from),
+            user_agent: ev.user_agent.as_deref().and_then(fit_text).map(Str::from),
+            session_id: None,
+        },
+        action: action.into(),
+        resource: WireResource {
+            kind: resource_type.into(),
+            id: resource_id.into(),
+            name: None,
+        },
+        outcome: outcome.into(),
+        reason: reason.map(Str::from),
+        policy: policy.map(|id| WirePolicy {
+            id: id.into(),
+            version: None,
+        }),
+        tenant: None,
+        source: Some(SOURCE.into()),
+        change: None,
+        context: Some(context),
+        client_time: client_time.map(Str::from),
+        original: Some(raw.into()),
+    };
+    Ok(MappedEvent::check(event, limits))
 }
 
 /// The string if there is one and it is not empty.
@@ -352,10 +370,10 @@ fn non_empty<'s>(v: Option<&'s Str<'_>>) -> Option<&'s str> {
     v.map(|v| &**v).filter(|v| !v.is_empty())
 }
 
-/// `resource` from `objectRef`: type `resource[.apiGroup][/subresource]`, id
+/// `resource` (type, id) from `objectRef`: type `resource[.apiGroup][/subresource]`, id
 /// `namespace/name`, `name`, `namespace/*` or `*`; for a non-resource request (no
 /// `objectRef`), type `url` and the path of `requestURI`.
-fn resource_of(object_ref: Option<&ObjectRef<'_>>, uri: Option<&str>) -> Value {
+fn resource_of(object_ref: Option<&ObjectRef<'_>>, uri: Option<&str>) -> (String, String) {
     fn some<'s>(s: &'s Option<Str<'_>>) -> Option<&'s str> {
         non_empty(s.as_ref())
     }
@@ -373,16 +391,19 @@ fn resource_of(object_ref: Option<&ObjectRef<'_>>, uri: Option<&str>) -> Value {
             (Some(ns), None) => format!("{ns}/*"),
             (None, None) => "*".to_owned(),
         };
-        return json!({
-            "type": fit_name(&kind).unwrap_or_else(|| "unknown".to_owned()),
-            "id": fit_id(&id).unwrap_or_else(|| "*".to_owned()),
-        });
+        return (
+            fit_name(&kind).unwrap_or_else(|| "unknown".to_owned()),
+            fit_id(&id).unwrap_or_else(|| "*".to_owned()),
+        );
     }
     let path = uri
         .map(|u| u.split('?').next().unwrap_or(u))
         .filter(|p| !p.is_empty())
         .unwrap_or("/");
-    json!({"type": "url", "id": fit_id(path).unwrap_or_else(|| "/".to_owned())})
+    (
+        "url".to_owned(),
+        fit_id(path).unwrap_or_else(|| "/".to_owned()),
+    )
 }
 
 /// The binding and role of an RBAC authorizer reason such as `RBAC: allowed by
@@ -409,6 +430,11 @@ fn kind_and_quoted(s: &str) -> Option<(String, &str)> {
 mod tests {
     use super::*;
 
+    /// The event a record maps to, as JSON.
+    fn mapped(record: usize, raw: &str) -> Result<Value, RecordProblem> {
+        map_record(record, raw, &EventLimits::default()).map(|m| m.to_json())
+    }
+
     #[test]
     fn rbac_reasons_name_binding_and_role() {
         let reason = r#"RBAC: allowed by ClusterRoleBinding "system:openshift:operator:x" of ClusterRole "cluster-admin" to ServiceAccount "a/b""#;
@@ -431,7 +457,7 @@ mod tests {
             )
         };
         // A later duplicate wins, as in a map; escaped strings are read.
-        let event = map_record(
+        let event = mapped(
             0,
             &with(r#"{"authorization.k8s.io/decision":"forbid","x":"y","authorization.k8s.io/decision":"allow","authorization.k8s.io/reason":"say \"hi\""}"#),
         )
@@ -439,9 +465,9 @@ mod tests {
         assert_eq!(event["outcome"], "allow");
         assert_eq!(event["reason"], "say \"hi\"");
         // Without annotations, the 403 decides.
-        assert_eq!(map_record(0, &with("null")).unwrap()["outcome"], "deny");
+        assert_eq!(mapped(0, &with("null")).unwrap()["outcome"], "deny");
         // Values that are not strings make the record unreadable, naming what was expected.
-        let err = map_record(1, &with(r#"{"x":5}"#)).unwrap_err();
+        let err = mapped(1, &with(r#"{"x":5}"#)).unwrap_err();
         assert_eq!(err.path, "$");
         assert!(
             err.message
@@ -449,7 +475,7 @@ mod tests {
             "{}",
             err.message
         );
-        let err = map_record(1, &with("7")).unwrap_err();
+        let err = mapped(1, &with("7")).unwrap_err();
         assert!(
             err.message
                 .contains("invalid type: integer `7`, expected a map"),
@@ -460,16 +486,16 @@ mod tests {
 
     #[test]
     fn missing_required_fields_are_named() {
-        let err = map_record(
+        let err = mapped(
             3,
             r#"{"kind":"Event","auditID":"a","stage":"ResponseComplete","verb":"get"}"#,
         )
         .unwrap_err();
         assert_eq!((err.record, err.path.as_str()), (3, "user.username"));
-        let err = map_record(0, r#"{"kind":"Event","auditID":5}"#).unwrap_err();
+        let err = mapped(0, r#"{"kind":"Event","auditID":5}"#).unwrap_err();
         assert_eq!(err.path, "$");
         assert!(err.message.contains("invalid type"), "{}", err.message);
-        let err = map_record(0, r#"{"kind":"Pod"}"#).unwrap_err();
+        let err = mapped(0, r#"{"kind":"Pod"}"#).unwrap_err();
         assert_eq!(err.path, "kind");
     }
 }

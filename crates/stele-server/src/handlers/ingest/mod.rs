@@ -25,7 +25,9 @@ use axum::Json;
 use serde::Serialize;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
-use stele_core::event::{self, EventLimits, FieldError, PrepareError, PreparedEvent};
+use stele_core::event::{
+    self, Event, EventLimits, FieldError, PrepareError, PreparedEvent, WireEvent,
+};
 use stele_core::timestamp::Timestamp;
 use stele_core::Hash;
 use stele_store::{EntryKey, NewEntry, Store};
@@ -42,9 +44,43 @@ pub use map::{
 /// Most problems listed in one answer.
 const MAX_REPORTED: usize = 1000;
 
-/// One source record turned into an event's JSON (`original` included), or why it could not
-/// be.
-pub type Mapped = Result<Value, RecordProblem>;
+/// One source record turned into an event (`original` included), or why it could not be.
+pub type Mapped = Result<MappedEvent, RecordProblem>;
+
+/// An event an integration mapped a record to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MappedEvent {
+    /// Built as a [`WireEvent`] and already checked against schema v1 (the typed path: no
+    /// JSON object is built just to be validated).
+    Checked(Box<Event>),
+    /// The event's JSON, for [`prepare_all`] to validate (reporting every problem).
+    Json(Value),
+}
+
+impl From<Value> for MappedEvent {
+    fn from(value: Value) -> Self {
+        MappedEvent::Json(value)
+    }
+}
+
+impl MappedEvent {
+    /// Checks a mapped wire event; if it breaks a rule, keeps its JSON instead, so that
+    /// validation reports every problem with its path exactly as for a JSON-mapped record.
+    pub fn check(wire: WireEvent<'_>, limits: &EventLimits) -> Self {
+        match wire.check(limits) {
+            Ok(event) => MappedEvent::Checked(Box::new(event)),
+            Err(wire) => MappedEvent::Json((*wire).into_value()),
+        }
+    }
+
+    /// The event as JSON: what the mapping says, as a test or a reader sees it.
+    pub fn to_json(&self) -> Value {
+        match self {
+            MappedEvent::Checked(event) => serde_json::to_value(event).unwrap_or(Value::Null),
+            MappedEvent::Json(value) => value.clone(),
+        }
+    }
+}
 
 /// Why one record of a batch was not stored.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
@@ -307,14 +343,15 @@ pub fn prepare_all(records: Vec<Mapped>, limits: &EventLimits, now: Timestamp) -
     let mut prepared = Vec::with_capacity(records.len());
     let mut problems = Vec::new();
     for (record, mapped) in records.into_iter().enumerate() {
-        let value = match mapped {
-            Ok(value) => value,
+        let checked = match mapped {
+            Ok(MappedEvent::Checked(ev)) => Ok(*ev),
+            Ok(MappedEvent::Json(value)) => event::validate_ingested(value, limits),
             Err(problem) => {
                 problems.push(problem);
                 continue;
             }
         };
-        let ev = match event::validate_ingested(value, limits) {
+        let ev = match checked {
             Ok(ev) => ev,
             Err(errors) => {
                 problems.extend(errors.into_iter().map(|e| RecordProblem::event(record, e)));

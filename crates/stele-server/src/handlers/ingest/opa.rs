@@ -231,7 +231,7 @@ pub fn map_record(record: usize, raw: &str) -> Mapped {
         ),
         ("original", Some(json!(raw))),
     ]);
-    Ok(Value::Object(event))
+    Ok(Value::Object(event).into())
 }
 
 /// Whether a context value is small enough to copy (the whole record is in `original`).

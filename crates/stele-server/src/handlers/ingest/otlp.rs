@@ -735,7 +735,7 @@ fn map_record(index: usize, item: Item<'_>) -> Mapped {
         ),
         ("original", Some(json!(original))),
     ]);
-    Ok(Value::Object(event))
+    Ok(Value::Object(event).into())
 }
 
 #[cfg(test)]

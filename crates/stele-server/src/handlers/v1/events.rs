@@ -141,7 +141,7 @@ fn prepare_typed(
     let events = body::parse_typed(bytes, format, config.max_events)?;
     let mut prepared = Vec::with_capacity(events.len());
     for wire in events {
-        let mut ev = wire.check(&config.limits)?;
+        let mut ev = wire.check(&config.limits).ok()?;
         let stamps = binding(caller.principal(), field(ev.source()), field(ev.tenant())).ok()?;
         if !ev.fill_in(stamps.source, stamps.tenant) {
             return None;
