@@ -1201,6 +1201,11 @@ fn the_fast_path_leaves_what_it_does_not_take_to_validation() {
         format!(r#"{{"original":"x",{body}"#),
         format!(r#"{{"tenant":"",{body}"#),
         format!(r#"{{"id":"00000000-0000-0000-0000-000000000000",{body}"#),
+        // serde's derived structs would take an array of the fields in order.
+        format!(r#"{{"policy":["p"],{body}"#),
+        r#"{"actor":["user","a"],"action":"a.b","resource":["t","r"],"outcome":"allow"}"#
+            .to_owned(),
+        r#"[null,{"type":"user","id":"a"},"a.b",{"type":"t","id":"r"},"allow"]"#.to_owned(),
         r#"{"actor":{"type":"user","id":"u"}}"#.to_owned(),
         "[]".to_owned(),
     ] {

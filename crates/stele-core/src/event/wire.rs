@@ -35,7 +35,7 @@ use crate::timestamp::parse_unix_nanos_wide;
 /// to the record verbatim: their mapped events skip building a `serde_json::Value` just to
 /// validate it, and still pass exactly the rules a client's event passes.
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct WireEvent<'a> {
     /// `id`: a hyphenated UUID.
     #[serde(borrow, default, deserialize_with = "present")]
@@ -82,7 +82,7 @@ pub struct WireEvent<'a> {
 
 /// The `actor` of a [`WireEvent`].
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct WireActor<'a> {
     /// `type`: `user`, `service` or `system`.
     #[serde(borrow, rename = "type")]
@@ -106,7 +106,7 @@ pub struct WireActor<'a> {
 
 /// The `resource` of a [`WireEvent`].
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct WireResource<'a> {
     /// `type`.
     #[serde(borrow, rename = "type")]
@@ -121,7 +121,7 @@ pub struct WireResource<'a> {
 
 /// The `policy` of a [`WireEvent`].
 #[derive(Debug, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(remote = "Self", deny_unknown_fields)]
 pub struct WirePolicy<'a> {
     /// `id`.
     #[serde(borrow)]
@@ -130,6 +130,33 @@ pub struct WirePolicy<'a> {
     #[serde(borrow, default, deserialize_with = "present")]
     pub version: Option<Str<'a>>,
 }
+
+/// Implements `Deserialize` for the wire types so that each takes a JSON object only.
+/// serde's derived structs also accept an array of their fields in order (`"policy": ["p"]`),
+/// which schema v1, and full validation, refuse. Each derive is `remote = "Self"`, which
+/// makes the derived code an inherent `deserialize` function; this impl asks the
+/// deserializer for a map and hands that to it.
+macro_rules! objects_only {
+    ($($wire:ident),*) => {$(
+        impl<'de: 'a, 'a> Deserialize<'de> for $wire<'a> {
+            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+                struct ObjectOnly;
+                impl<'de> Visitor<'de> for ObjectOnly {
+                    type Value = $wire<'de>;
+                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                        f.write_str("an object")
+                    }
+                    fn visit_map<M: de::MapAccess<'de>>(self, map: M) -> Result<$wire<'de>, M::Error> {
+                        $wire::deserialize(de::value::MapAccessDeserializer::new(map))
+                    }
+                }
+                deserializer.deserialize_map(ObjectOnly)
+            }
+        }
+    )*};
+}
+
+objects_only!(WireEvent, WireActor, WireResource, WirePolicy);
 
 /// A JSON string, borrowed from the input unless it holds escapes.
 ///
