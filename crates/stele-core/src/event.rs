@@ -517,42 +517,49 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
     out.push(b'"');
     let bytes = s.as_bytes();
     // Most strings need no escape: one branch-free scan, then the string is copied whole.
-    let clean = !bytes.iter().fold(false, |dirty, &b| {
-        dirty | (b < 0x20) | (b == b'"') | (b == b'\\')
-    });
+    let clean = !bytes
+        .iter()
+        .fold(false, |dirty, &b| dirty | needs_escape(b));
     if clean {
         out.extend_from_slice(bytes);
         out.push(b'"');
         return;
     }
+    // JSON text kept verbatim (an integration's `original`) is full of quotes: three
+    // comparisons per byte decide, and the runs between escapes are copied whole. (Matching
+    // each byte against every escape, or searching for the next quote with `memchr`, measured
+    // 1.3–2x slower on a compact Kubernetes audit record.)
+    out.reserve(
+        bytes
+            .len()
+            .saturating_add(bytes.len() / 8)
+            .saturating_add(1),
+    );
     let mut run_start = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        let short: &[u8] = match b {
-            b'"' => b"\\\"",
-            b'\\' => b"\\\\",
-            0x08 => b"\\b",
-            0x09 => b"\\t",
-            0x0a => b"\\n",
-            0x0c => b"\\f",
-            0x0d => b"\\r",
-            0x00..=0x1f => b"",
-            _ => continue,
-        };
+        if !needs_escape(b) {
+            continue;
+        }
         // Escapes are ASCII, so `i` is on a character boundary.
         if let Some(run) = bytes.get(run_start..i) {
             out.extend_from_slice(run);
         }
-        if short.is_empty() {
-            out.extend_from_slice(&[
+        match b {
+            b'"' => out.extend_from_slice(b"\\\""),
+            b'\\' => out.extend_from_slice(b"\\\\"),
+            0x08 => out.extend_from_slice(b"\\b"),
+            0x09 => out.extend_from_slice(b"\\t"),
+            0x0a => out.extend_from_slice(b"\\n"),
+            0x0c => out.extend_from_slice(b"\\f"),
+            0x0d => out.extend_from_slice(b"\\r"),
+            _ => out.extend_from_slice(&[
                 b'\\',
                 b'u',
                 b'0',
                 b'0',
                 hex_digit(b >> 4),
                 hex_digit(b & 0xf),
-            ]);
-        } else {
-            out.extend_from_slice(short);
+            ]),
         }
         run_start = i + 1;
     }
@@ -560,6 +567,11 @@ fn write_str(out: &mut Vec<u8>, s: &str) {
         out.extend_from_slice(run);
     }
     out.push(b'"');
+}
+
+/// Whether a JSON string must escape byte `b`: `"`, `\\` and the controls below U+0020.
+fn needs_escape(b: u8) -> bool {
+    (b < 0x20) | (b == b'"') | (b == b'\\')
 }
 
 /// The lowercase hex digit for `n` < 16.
