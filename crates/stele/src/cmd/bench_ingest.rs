@@ -179,8 +179,8 @@ fn receiver_alone(receiver: Receiver, input: &impl ReceiverInput) -> Result<f64>
         let records = match receiver {
             Receiver::Kubernetes => k8s::map_body(input.bytes(), max, &limits),
             Receiver::Opa => ingest::gunzip(input.bytes(), ingest_limits.max_decoded_bytes)
-                .and_then(|b| opa::map_body(&b, max)),
-            Receiver::Otlp => otlp::map_body(input.bytes(), otlp::Encoding::Protobuf, max),
+                .and_then(|b| opa::map_body(&b, max, &limits)),
+            Receiver::Otlp => otlp::map_body(input.bytes(), otlp::Encoding::Protobuf, max, &limits),
             Receiver::Syslog => Ok(stele_server::syslog::map_stream(
                 input.bytes(),
                 "127.0.0.1:51122",

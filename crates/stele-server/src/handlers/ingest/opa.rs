@@ -12,10 +12,14 @@ use axum::extract::State;
 use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use serde_json::{json, Map, Value};
+use serde_json::{Map, Value};
+
+use stele_core::event::{EventLimits, WireActor, WireEvent, WirePolicy, WireResource};
 
 use super::map::{self, fit_id, fit_name, fit_text, object, Str};
-use super::{content_id, ingest_bytes, read_body, IngestReport, Mapped, RecordProblem};
+use super::{
+    content_id, ingest_bytes, read_body, IngestReport, Mapped, MappedEvent, RecordProblem,
+};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -48,7 +52,8 @@ pub async fn ingest(
 ) -> Result<IngestReport, ApiError> {
     let bytes = read_body(&headers, body, &state.ingest_limits()).await?;
     let max = state.config().max_events;
-    ingest_bytes(&state, SOURCE, bytes, move |b| map_body(b, max)).await
+    let limits = state.config().limits;
+    ingest_bytes(&state, SOURCE, bytes, move |b| map_body(b, max, &limits)).await
 }
 
 /// Splits a body (a JSON array of decisions) into records and maps each one.
@@ -57,7 +62,11 @@ pub async fn ingest(
 ///
 /// 400 (nothing stored) for a body that is not a JSON array, or an empty one; 413 for more
 /// than `max_events` decisions.
-pub fn map_body(bytes: &[u8], max_events: usize) -> Result<Vec<Mapped>, ApiError> {
+pub fn map_body(
+    bytes: &[u8],
+    max_events: usize,
+    limits: &EventLimits,
+) -> Result<Vec<Mapped>, ApiError> {
     let items: Vec<&RawValue> = serde_json::from_slice(bytes).map_err(|e| {
         ApiError::BadRequest(format!(
             "the body is not a JSON array of OPA decision log events: {e}; nothing was stored"
@@ -74,7 +83,7 @@ pub fn map_body(bytes: &[u8], max_events: usize) -> Result<Vec<Mapped>, ApiError
     Ok(items
         .into_iter()
         .enumerate()
-        .map(|(i, raw)| map_record(i, raw.get()))
+        .map(|(i, raw)| map_record(i, raw.get(), limits))
         .collect())
 }
 
@@ -110,8 +119,8 @@ struct Bundle<'a> {
     revision: Option<Str<'a>>,
 }
 
-/// Maps one decision (its JSON text `raw`) to an event.
-pub fn map_record(record: usize, raw: &str) -> Mapped {
+/// Maps one decision (its JSON text `raw`) to an event, checked against `limits`.
+pub fn map_record(record: usize, raw: &str, limits: &EventLimits) -> Mapped {
     let d: Decision<'_> = serde_json::from_str(raw).map_err(|e| {
         RecordProblem::source(record, "$", format!("not an OPA decision log event: {e}"))
     })?;
@@ -122,22 +131,28 @@ pub fn map_record(record: usize, raw: &str) -> Mapped {
     let subject = input.and_then(subject_of);
     let requester_ip = d.requested_by.as_deref().and_then(map::ip_of);
     let actor = match &subject {
-        Some(id) => object([
-            ("type", Some(json!("user"))),
-            ("id", fit_id(id).map(Value::from)),
-        ]),
-        None => object([
-            ("type", Some(json!("service"))),
-            (
-                "id",
-                Some(json!(d
-                    .requested_by
-                    .as_deref()
-                    .and_then(fit_id)
-                    .unwrap_or_else(|| "unknown".to_owned()))),
-            ),
-            ("ip", requester_ip.clone().map(Value::from)),
-        ]),
+        Some(id) => WireActor {
+            kind: "user".into(),
+            // `subject_of` finds only non-empty ids, which always fit.
+            id: fit_id(id).unwrap_or_default().into(),
+            name: None,
+            ip: None,
+            user_agent: None,
+            session_id: None,
+        },
+        None => WireActor {
+            kind: "service".into(),
+            id: d
+                .requested_by
+                .as_deref()
+                .and_then(fit_id)
+                .unwrap_or_else(|| "unknown".to_owned())
+                .into(),
+            name: None,
+            ip: requester_ip.map(Str::from),
+            user_agent: None,
+            session_id: None,
+        },
     };
     let action = input
         .and_then(|i| i.get("action"))
@@ -151,13 +166,17 @@ pub fn map_record(record: usize, raw: &str) -> Mapped {
                 .and_then(|m| map::action("http", m))
         })
         .unwrap_or_else(|| "opa.decision".to_owned());
-    let resource =
+    let (resource_type, resource_id) =
         input
             .and_then(resource_of)
             .unwrap_or_else(|| match (path, d.query.as_deref()) {
-                (Some(p), _) if !p.is_empty() => json!({"type": "opa.path", "id": fit_id(p)}),
-                (_, Some(q)) if !q.is_empty() => json!({"type": "opa.query", "id": fit_id(q)}),
-                _ => json!({"type": "opa.path", "id": "unknown"}),
+                (Some(p), _) if !p.is_empty() => {
+                    ("opa.path".to_owned(), fit_id(p).unwrap_or_default())
+                }
+                (_, Some(q)) if !q.is_empty() => {
+                    ("opa.query".to_owned(), fit_id(q).unwrap_or_default())
+                }
+                _ => ("opa.path".to_owned(), "unknown".to_owned()),
             });
     let reason = why.or_else(|| {
         d.result
@@ -176,11 +195,9 @@ pub fn map_record(record: usize, raw: &str) -> Mapped {
         .flatten()
         .filter_map(|(name, b)| b.revision.as_deref().map(|r| format!("{}@{r}", &**name)))
         .collect();
-    let policy = policy_id.map(|id| {
-        Value::Object(object([
-            ("id", Some(json!(id))),
-            ("version", fit_id(&revisions.join(",")).map(Value::from)),
-        ]))
+    let policy = policy_id.map(|id| WirePolicy {
+        id: id.into(),
+        version: fit_id(&revisions.join(",")).map(Str::from),
     });
     // Identifiers for correlation only: the decision itself (input, result, bundles,
     // metrics…) is in `original`, and copying it would double the entry.
@@ -205,33 +222,31 @@ pub fn map_record(record: usize, raw: &str) -> Mapped {
         ("erased", d.erased.map(Value::from).filter(small)),
         ("masked", d.masked.map(Value::from).filter(small)),
     ]);
-    let event = object([
-        (
-            "id",
-            Some(json!(content_id(
-                SOURCE,
-                raw.as_bytes(),
-                d.timestamp.as_deref()
-            ))),
-        ),
-        ("actor", Some(Value::Object(actor))),
-        ("action", Some(json!(action))),
-        ("resource", Some(resource)),
-        ("outcome", Some(json!(outcome))),
-        ("reason", reason.map(Value::from)),
-        ("policy", policy),
-        ("source", Some(json!(SOURCE))),
-        ("context", Some(Value::Object(context))),
-        (
-            "client_time",
-            d.timestamp
-                .as_deref()
-                .and_then(map::client_time)
-                .map(Value::from),
-        ),
-        ("original", Some(json!(raw))),
-    ]);
-    Ok(Value::Object(event).into())
+    let id = content_id(SOURCE, raw.as_bytes(), d.timestamp.as_deref());
+    let event = WireEvent {
+        id: Some(id.hyphenated().to_string().into()),
+        actor,
+        action: action.into(),
+        resource: WireResource {
+            kind: resource_type.into(),
+            id: resource_id.into(),
+            name: None,
+        },
+        outcome: outcome.into(),
+        reason: reason.map(Str::from),
+        policy,
+        tenant: None,
+        source: Some(SOURCE.into()),
+        change: None,
+        context: Some(context),
+        client_time: d
+            .timestamp
+            .as_deref()
+            .and_then(map::client_time)
+            .map(Str::from),
+        original: Some(raw.into()),
+    };
+    Ok(MappedEvent::check(event, limits))
 }
 
 /// Whether a context value is small enough to copy (the whole record is in `original`).
@@ -301,18 +316,19 @@ fn subject_of(input: &Value) -> Option<String> {
     })
 }
 
-/// `input.resource` as a string (type `resource`) or an object with `type` and `id` strings;
-/// else `input.path` (a string, or a list of segments joined by `/`) as type `http.path`.
-fn resource_of(input: &Value) -> Option<Value> {
+/// The event's `resource` (type, id): `input.resource` as a string (type `resource`) or an
+/// object with `type` and `id` strings; else `input.path` (a string, or a list of segments
+/// joined by `/`) as type `http.path`.
+fn resource_of(input: &Value) -> Option<(String, String)> {
     match input.get("resource") {
         Some(Value::String(s)) if !s.is_empty() => {
-            return Some(json!({"type": "resource", "id": fit_id(s)}));
+            return Some(("resource".to_owned(), fit_id(s)?));
         }
         Some(Value::Object(o)) => {
             let kind = o.get("type").and_then(Value::as_str).and_then(fit_name);
             let id = o.get("id").and_then(Value::as_str).and_then(fit_id);
             if let (Some(kind), Some(id)) = (kind, id) {
-                return Some(json!({"type": kind, "id": id}));
+                return Some((kind, id));
             }
         }
         _ => {}
@@ -325,12 +341,14 @@ fn resource_of(input: &Value) -> Option<Value> {
         }
         _ => return None,
     };
-    fit_id(&path).map(|id| json!({"type": "http.path", "id": id}))
+    fit_id(&path).map(|id| ("http.path".to_owned(), id))
 }
 
 #[cfg(test)]
 #[allow(clippy::unwrap_used, clippy::indexing_slicing)]
 mod tests {
+    use serde_json::json;
+
     use super::*;
 
     #[test]
@@ -361,11 +379,11 @@ mod tests {
         assert_eq!(subject_of(&json!({"method": "GET"})), None);
         assert_eq!(
             resource_of(&json!({"path": ["salary", "bob"]})).unwrap(),
-            json!({"type": "http.path", "id": "/salary/bob"})
+            ("http.path".to_owned(), "/salary/bob".to_owned())
         );
         assert_eq!(
             resource_of(&json!({"resource": {"type": "doc", "id": "d1"}})).unwrap(),
-            json!({"type": "doc", "id": "d1"})
+            ("doc".to_owned(), "d1".to_owned())
         );
     }
 }

@@ -23,8 +23,10 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use super::map::{self, fit_id, fit_name, fit_text, object};
-use super::{ingest_bytes, read_body, IngestReport, Mapped, RecordProblem};
+use stele_core::event::{EventLimits, WireActor, WireEvent, WirePolicy, WireResource};
+
+use super::map::{self, fit_id, fit_name, fit_text, object, Str};
+use super::{ingest_bytes, read_body, IngestReport, Mapped, MappedEvent, RecordProblem};
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -185,7 +187,11 @@ async fn ingest_inner(
 ) -> Result<IngestReport, ApiError> {
     let bytes = read_body(headers, body, &state.ingest_limits()).await?;
     let max = state.config().max_events;
-    ingest_bytes(state, SOURCE, bytes, move |b| map_body(b, encoding, max)).await
+    let limits = state.config().limits;
+    ingest_bytes(state, SOURCE, bytes, move |b| {
+        map_body(b, encoding, max, &limits)
+    })
+    .await
 }
 
 fn encoding_of(headers: &HeaderMap) -> Result<Encoding, ApiError> {
@@ -238,7 +244,8 @@ struct JsonScopeLogs<'a> {
     log_records: Vec<&'a RawValue>,
 }
 
-/// Decodes a request and maps every log record, in request order.
+/// Decodes a request and maps every log record, in request order, each event checked
+/// against `limits`.
 ///
 /// # Errors
 ///
@@ -248,6 +255,7 @@ pub fn map_body(
     bytes: &[u8],
     encoding: Encoding,
     max_events: usize,
+    limits: &EventLimits,
 ) -> Result<Vec<Mapped>, ApiError> {
     match encoding {
         Encoding::Protobuf => {
@@ -275,7 +283,7 @@ pub fn map_body(
                             record: Ok(record),
                             raw: None,
                         };
-                        mapped.push(map_record(mapped.len(), item));
+                        mapped.push(map_record(mapped.len(), item, limits));
                     }
                 }
             }
@@ -301,19 +309,23 @@ pub fn map_body(
                     }
                 }
             }
-            map_items(items, max_events)
+            map_items(items, max_events, limits)
         }
     }
 }
 
-fn map_items(items: Vec<Item<'_>>, max_events: usize) -> Result<Vec<Mapped>, ApiError> {
+fn map_items(
+    items: Vec<Item<'_>>,
+    max_events: usize,
+    limits: &EventLimits,
+) -> Result<Vec<Mapped>, ApiError> {
     if items.len() > max_events {
         return Err(ApiError::TooManyEvents { limit: max_events });
     }
     Ok(items
         .into_iter()
         .enumerate()
-        .map(|(i, item)| map_record(i, item))
+        .map(|(i, item)| map_record(i, item, limits))
         .collect())
 }
 
@@ -555,7 +567,7 @@ impl<'a> serde::Serializer for Pruned<'a> {
 }
 
 /// Maps one log record to an event (conventions in `docs/integrations/opentelemetry.md`).
-fn map_record(index: usize, item: Item<'_>) -> Mapped {
+fn map_record(index: usize, item: Item<'_>, limits: &EventLimits) -> Mapped {
     let problem = |m: String| RecordProblem::source(index, "$", m);
     let record = item
         .record
@@ -579,49 +591,38 @@ fn map_record(index: usize, item: Item<'_>) -> Mapped {
 
     let user = attr(&["stele.actor.id", "enduser.id", "user.id"]);
     let actor = match user {
-        Some(id) => {
-            let kind = attr(&["stele.actor.type"])
+        Some(id) => WireActor {
+            kind: attr(&["stele.actor.type"])
                 .filter(|t| ["user", "service", "system"].contains(&t.as_str()))
-                .unwrap_or_else(|| "user".to_owned());
-            object([
-                ("type", Some(json!(kind))),
-                ("id", fit_id(&id).map(Value::from)),
-                (
-                    "name",
-                    attr(&["stele.actor.name", "user.name"])
-                        .and_then(|s| map::fit_text(&s))
-                        .map(Value::from),
-                ),
-                (
-                    "ip",
-                    attr(&["client.address"])
-                        .and_then(|s| map::ip_of(&s))
-                        .map(Value::from),
-                ),
-                (
-                    "user_agent",
-                    attr(&["user_agent.original"])
-                        .and_then(|s| fit_text(&s))
-                        .map(Value::from),
-                ),
-                (
-                    "session_id",
-                    attr(&["session.id"])
-                        .and_then(|s| fit_id(&s))
-                        .map(Value::from),
-                ),
-            ])
-        }
-        None => object([
-            ("type", Some(json!("service"))),
-            (
-                "id",
-                Some(json!(service
-                    .as_deref()
-                    .and_then(fit_id)
-                    .unwrap_or_else(|| "unknown_service".to_owned()))),
-            ),
-        ]),
+                .unwrap_or_else(|| "user".to_owned())
+                .into(),
+            // `attr` finds only non-empty values, which always fit.
+            id: fit_id(&id).unwrap_or_default().into(),
+            name: attr(&["stele.actor.name", "user.name"])
+                .and_then(|s| map::fit_text(&s))
+                .map(Str::from),
+            ip: attr(&["client.address"])
+                .and_then(|s| map::ip_of(&s))
+                .map(Str::from),
+            user_agent: attr(&["user_agent.original"])
+                .and_then(|s| fit_text(&s))
+                .map(Str::from),
+            session_id: attr(&["session.id"])
+                .and_then(|s| fit_id(&s))
+                .map(Str::from),
+        },
+        None => WireActor {
+            kind: "service".into(),
+            id: service
+                .as_deref()
+                .and_then(fit_id)
+                .unwrap_or_else(|| "unknown_service".to_owned())
+                .into(),
+            name: None,
+            ip: None,
+            user_agent: None,
+            session_id: None,
+        },
     };
     let event_name = (!record.event_name.is_empty()).then(|| record.event_name.clone());
     let action = attr(&["stele.action"])
@@ -630,16 +631,23 @@ fn map_record(index: usize, item: Item<'_>) -> Mapped {
         .chain(attr(&["event.name"]))
         .find(|a| map::is_action(a))
         .unwrap_or_else(|| "otel.log".to_owned());
-    let resource = match (attr(&["stele.resource.type"]), attr(&["stele.resource.id"])) {
-        (Some(kind), Some(id)) => json!({"type": fit_name(&kind), "id": fit_id(&id)}),
-        _ => match attr(&["url.path", "http.route"]) {
-            Some(path) => json!({"type": "url", "id": fit_id(&path)}),
-            None => json!({
-                "type": "service",
-                "id": service.as_deref().and_then(fit_id).unwrap_or_else(|| "unknown_service".to_owned()),
-            }),
-        },
-    };
+    // `attr` finds only non-empty values, which always fit.
+    let (resource_type, resource_id) =
+        match (attr(&["stele.resource.type"]), attr(&["stele.resource.id"])) {
+            (Some(kind), Some(id)) => (fit_name(&kind), fit_id(&id)),
+            _ => match attr(&["url.path", "http.route"]) {
+                Some(path) => (Some("url".to_owned()), fit_id(&path)),
+                None => (
+                    Some("service".to_owned()),
+                    Some(
+                        service
+                            .as_deref()
+                            .and_then(fit_id)
+                            .unwrap_or_else(|| "unknown_service".to_owned()),
+                    ),
+                ),
+            },
+        };
     let stated = attr(&["stele.outcome"]).map(|o| o.to_ascii_lowercase());
     let outcome = match stated.as_deref() {
         Some(o @ ("allow" | "deny" | "error")) => o.to_owned(),
@@ -668,16 +676,11 @@ fn map_record(index: usize, item: Item<'_>) -> Mapped {
         .and_then(|r| fit_text(&r));
     let policy = attr(&["stele.policy.id"])
         .and_then(|id| fit_id(&id))
-        .map(|id| {
-            Value::Object(object([
-                ("id", Some(json!(id))),
-                (
-                    "version",
-                    attr(&["stele.policy.version"])
-                        .and_then(|v| fit_id(&v))
-                        .map(Value::from),
-                ),
-            ]))
+        .map(|id| WirePolicy {
+            id: id.into(),
+            version: attr(&["stele.policy.version"])
+                .and_then(|v| fit_id(&v))
+                .map(Str::from),
         });
     let context = object([
         (
@@ -714,28 +717,28 @@ fn map_record(index: usize, item: Item<'_>) -> Mapped {
     } else {
         record.observed_time_unix_nano
     };
-    let event = object([
-        ("actor", Some(Value::Object(actor))),
-        ("action", Some(json!(action))),
-        ("resource", Some(resource)),
-        ("outcome", Some(json!(outcome))),
-        ("reason", reason.map(Value::from)),
-        ("policy", policy),
-        (
-            "tenant",
-            attr(&["stele.tenant"])
-                .and_then(|t| fit_id(&t))
-                .map(Value::from),
-        ),
-        ("source", Some(json!(SOURCE))),
-        ("context", Some(Value::Object(context))),
-        (
-            "client_time",
-            map::client_time_from_nanos(time).map(Value::from),
-        ),
-        ("original", Some(json!(original))),
-    ]);
-    Ok(Value::Object(event).into())
+    let event = WireEvent {
+        id: None,
+        actor,
+        action: action.into(),
+        resource: WireResource {
+            kind: resource_type.unwrap_or_default().into(),
+            id: resource_id.unwrap_or_default().into(),
+            name: None,
+        },
+        outcome: outcome.into(),
+        reason: reason.map(Str::from),
+        policy,
+        tenant: attr(&["stele.tenant"])
+            .and_then(|t| fit_id(&t))
+            .map(Str::from),
+        source: Some(SOURCE.into()),
+        change: None,
+        context: Some(context),
+        client_time: map::client_time_from_nanos(time).map(Str::from),
+        original: Some(original.into()),
+    };
+    Ok(MappedEvent::check(event, limits))
 }
 
 #[cfg(test)]
