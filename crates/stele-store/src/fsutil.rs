@@ -135,3 +135,16 @@ impl DirLock {
         Ok(DirLock { _file: f })
     }
 }
+
+/// Asks the kernel to drop the cached pages of `file` in `offset..offset + len`
+/// (`POSIX_FADV_DONTNEED`). Only clean pages go: call it on a range already made durable, so
+/// nothing unsynced is touched. A hint: a failure is ignored, the pages just stay cached.
+pub fn drop_cached(file: &File, offset: u64, len: u64) {
+    let (Ok(offset), Ok(len)) = (libc::off_t::try_from(offset), libc::off_t::try_from(len)) else {
+        return;
+    };
+    // SAFETY: posix_fadvise on a valid, borrowed descriptor; it reads and writes no memory of
+    // ours.
+    let _ =
+        unsafe { libc::posix_fadvise(file.as_raw_fd(), offset, len, libc::POSIX_FADV_DONTNEED) };
+}

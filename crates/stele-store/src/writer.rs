@@ -366,6 +366,7 @@ impl Writer {
         let job = SyncJob {
             file: self.segments.handle(),
             path: self.segments.path(),
+            len: self.segments.len(),
             end,
             appended: new_entries.len(),
             since: written_at,

@@ -729,3 +729,39 @@ fn retries_racing_through_the_pipeline_are_never_appended_twice() {
     assert_eq!(size, stored.len() as u64);
     store.close().unwrap();
 }
+
+/// The fsync thread drops synced segment pages from the page cache once they are more than
+/// `CACHE_BEHIND` bytes behind the write head. Entries there are read back from the disk:
+/// every one must still read as appended, and the log verify.
+#[test]
+fn entries_far_behind_the_write_head_read_back_after_their_pages_are_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let entry_len = 8 << 10;
+    let total = stele_store::CACHE_BEHIND + (32 << 20);
+    let n = total / entry_len;
+    let make = |i: u64| {
+        let mut e = format!("entry {i} ").into_bytes();
+        e.resize(entry_len as usize, b'a' + (i % 26) as u8);
+        e
+    };
+    let mut all = Vec::new();
+    for start in (0..n).step_by(512) {
+        let batch: Vec<Vec<u8>> = (start..n.min(start + 512)).map(make).collect();
+        store
+            .append_blocking(batch.iter().cloned().map(NewEntry::raw).collect())
+            .unwrap();
+        all.extend(batch);
+    }
+    for i in (0..n).step_by(97).chain([n - 1]) {
+        assert_eq!(store.entry(i).unwrap(), all[i as usize], "entry {i}");
+    }
+    assert_eq!(
+        store.root(n).unwrap(),
+        MemoryTree::from_entries(&all).root()
+    );
+    store.close().unwrap();
+    drop(store);
+    let report = verify_dir(dir.path(), &signer().verifier()).unwrap();
+    assert_eq!((report.entries, report.checkpoint_size), (n, n));
+}
