@@ -17,7 +17,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use stele_core::event::{EventLimits, WireActor, WireEvent, WirePolicy, WireResource};
+use stele_core::event::{EventLimits, WirePolicy};
 
 use super::map::{self, fit_id, fit_name, fit_text, object, Str};
 use super::{
@@ -296,8 +296,6 @@ pub fn map_record(record: usize, raw: &str, limits: &EventLimits) -> Mapped {
             format!("{verb:?} cannot be made into an action name"),
         )
     })?;
-    let (resource_type, resource_id) =
-        resource_of(ev.object_ref.as_ref(), ev.request_uri.as_deref());
 
     // Only what identifies and correlates the record: everything else the audit Event says
     // is in `original`, and copying it would double the entry (and the disk it takes).
@@ -326,42 +324,26 @@ pub fn map_record(record: usize, raw: &str, limits: &EventLimits) -> Mapped {
     .into_iter()
     .find_map(|t| t.as_deref().and_then(map::client_time));
     let id = content_id(SOURCE, raw.as_bytes(), client_time.as_deref());
-    let event = WireEvent {
-        id: Some(id.hyphenated().to_string().into()),
-        actor: WireActor {
-            kind: actor_type.into(),
-            // `username` is not empty, so it always fits.
-            id: fit_id(username).unwrap_or_default().into(),
-            name: None,
-            ip: ev
-                .source_ips
-                .iter()
-                .flatten()
-                .next()
-                .and_then(|ip| map::ip_of(ip))
-                .map(Str::from),
-            user_agent: ev.user_agent.as_deref().and_then(fit_text).map(Str::from),
-            session_id: None,
-        },
-        action: action.into(),
-        resource: WireResource {
-            kind: resource_type.into(),
-            id: resource_id.into(),
-            name: None,
-        },
-        outcome: outcome.into(),
-        reason: reason.map(Str::from),
-        policy: policy.map(|id| WirePolicy {
-            id: id.into(),
-            version: None,
-        }),
-        tenant: None,
-        source: Some(SOURCE.into()),
-        change: None,
-        context: Some(context),
-        client_time: client_time.map(Str::from),
-        original: Some(raw.into()),
-    };
+    // `username` is not empty, so it always fits.
+    let mut actor = map::actor(actor_type, fit_id(username).unwrap_or_default());
+    actor.ip = ev
+        .source_ips
+        .iter()
+        .flatten()
+        .next()
+        .and_then(|ip| map::ip_of(ip))
+        .map(Str::from);
+    actor.user_agent = ev.user_agent.as_deref().and_then(fit_text).map(Str::from);
+    let resource = resource_of(ev.object_ref.as_ref(), ev.request_uri.as_deref());
+    let mut event = map::event(SOURCE, actor, action, resource, outcome, raw);
+    event.id = Some(id.hyphenated().to_string().into());
+    event.reason = reason.map(Str::from);
+    event.policy = policy.map(|id| WirePolicy {
+        id: id.into(),
+        version: None,
+    });
+    event.context = Some(context);
+    event.client_time = client_time.map(Str::from);
     Ok(MappedEvent::check(event, limits))
 }
 

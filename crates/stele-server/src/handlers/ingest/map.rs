@@ -4,7 +4,9 @@
 use std::net::{IpAddr, SocketAddr};
 
 use serde_json::{Map, Value};
-use stele_core::event::{MAX_ID_CHARS, MAX_NAME_CHARS, MAX_TEXT_CHARS};
+use stele_core::event::{
+    WireActor, WireEvent, WireResource, MAX_ID_CHARS, MAX_NAME_CHARS, MAX_TEXT_CHARS,
+};
 use stele_core::timestamp::{parse_unix_nanos_wide, Timestamp};
 
 /// Size limits of the ingest routes.
@@ -119,6 +121,50 @@ pub fn client_time_from_nanos(nanos: u64) -> Option<String> {
     i64::try_from(nanos)
         .ok()
         .map(|n| Timestamp::from_unix_nanos(n).format())
+}
+
+/// A mapped event with what every integration sets: `source`, `actor`, `action`, `resource`
+/// (type, id), `outcome`, and the record verbatim in `original`. The caller sets the rest.
+pub fn event<'a>(
+    source: &'static str,
+    actor: WireActor<'a>,
+    action: String,
+    (resource_type, resource_id): (String, String),
+    outcome: impl Into<Str<'a>>,
+    original: impl Into<Str<'a>>,
+) -> WireEvent<'a> {
+    WireEvent {
+        id: None,
+        actor,
+        action: action.into(),
+        resource: WireResource {
+            kind: resource_type.into(),
+            id: resource_id.into(),
+            name: None,
+        },
+        outcome: outcome.into(),
+        reason: None,
+        policy: None,
+        tenant: None,
+        source: Some(source.into()),
+        change: None,
+        context: None,
+        client_time: None,
+        original: Some(original.into()),
+    }
+}
+
+/// An actor of type `kind` (`user`, `service`, `system`) and id `id`; the caller sets the
+/// rest.
+pub fn actor<'a>(kind: impl Into<Str<'a>>, id: String) -> WireActor<'a> {
+    WireActor {
+        kind: kind.into(),
+        id: id.into(),
+        name: None,
+        ip: None,
+        user_agent: None,
+        session_id: None,
+    }
 }
 
 /// Builds an object from `(key, value)` pairs, leaving out `None`s.

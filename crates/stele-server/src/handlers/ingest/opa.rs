@@ -14,7 +14,7 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 
-use stele_core::event::{EventLimits, WireActor, WireEvent, WirePolicy, WireResource};
+use stele_core::event::{EventLimits, WirePolicy};
 
 use super::map::{self, fit_id, fit_name, fit_text, object, Str};
 use super::{
@@ -131,28 +131,14 @@ pub fn map_record(record: usize, raw: &str, limits: &EventLimits) -> Mapped {
     let subject = input.and_then(subject_of);
     let requester_ip = d.requested_by.as_deref().and_then(map::ip_of);
     let actor = match &subject {
-        Some(id) => WireActor {
-            kind: "user".into(),
-            // `subject_of` finds only non-empty ids, which always fit.
-            id: fit_id(id).unwrap_or_default().into(),
-            name: None,
-            ip: None,
-            user_agent: None,
-            session_id: None,
-        },
-        None => WireActor {
-            kind: "service".into(),
-            id: d
-                .requested_by
-                .as_deref()
-                .and_then(fit_id)
-                .unwrap_or_else(|| "unknown".to_owned())
-                .into(),
-            name: None,
-            ip: requester_ip.map(Str::from),
-            user_agent: None,
-            session_id: None,
-        },
+        // `subject_of` finds only non-empty ids, which always fit.
+        Some(id) => map::actor("user", fit_id(id).unwrap_or_default()),
+        None => {
+            let id = d.requested_by.as_deref().and_then(fit_id);
+            let mut actor = map::actor("service", id.unwrap_or_else(|| "unknown".to_owned()));
+            actor.ip = requester_ip.map(Str::from);
+            actor
+        }
     };
     let action = input
         .and_then(|i| i.get("action"))
@@ -166,7 +152,7 @@ pub fn map_record(record: usize, raw: &str, limits: &EventLimits) -> Mapped {
                 .and_then(|m| map::action("http", m))
         })
         .unwrap_or_else(|| "opa.decision".to_owned());
-    let (resource_type, resource_id) =
+    let resource =
         input
             .and_then(resource_of)
             .unwrap_or_else(|| match (path, d.query.as_deref()) {
@@ -223,29 +209,16 @@ pub fn map_record(record: usize, raw: &str, limits: &EventLimits) -> Mapped {
         ("masked", d.masked.map(Value::from).filter(small)),
     ]);
     let id = content_id(SOURCE, raw.as_bytes(), d.timestamp.as_deref());
-    let event = WireEvent {
-        id: Some(id.hyphenated().to_string().into()),
-        actor,
-        action: action.into(),
-        resource: WireResource {
-            kind: resource_type.into(),
-            id: resource_id.into(),
-            name: None,
-        },
-        outcome: outcome.into(),
-        reason: reason.map(Str::from),
-        policy,
-        tenant: None,
-        source: Some(SOURCE.into()),
-        change: None,
-        context: Some(context),
-        client_time: d
-            .timestamp
-            .as_deref()
-            .and_then(map::client_time)
-            .map(Str::from),
-        original: Some(raw.into()),
-    };
+    let mut event = map::event(SOURCE, actor, action, resource, outcome, raw);
+    event.id = Some(id.hyphenated().to_string().into());
+    event.reason = reason.map(Str::from);
+    event.policy = policy;
+    event.context = Some(context);
+    event.client_time = d
+        .timestamp
+        .as_deref()
+        .and_then(map::client_time)
+        .map(Str::from);
     Ok(MappedEvent::check(event, limits))
 }
 

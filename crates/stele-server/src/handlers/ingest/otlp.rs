@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use stele_core::event::{EventLimits, WireActor, WireEvent, WirePolicy, WireResource};
+use stele_core::event::{EventLimits, WirePolicy};
 
 use super::map::{self, fit_id, fit_name, fit_text, object, Str};
 use super::{ingest_bytes, read_body, IngestReport, Mapped, MappedEvent, RecordProblem};
@@ -591,38 +591,33 @@ fn map_record(index: usize, item: Item<'_>, limits: &EventLimits) -> Mapped {
 
     let user = attr(&["stele.actor.id", "enduser.id", "user.id"]);
     let actor = match user {
-        Some(id) => WireActor {
-            kind: attr(&["stele.actor.type"])
+        Some(id) => {
+            let kind = attr(&["stele.actor.type"])
                 .filter(|t| ["user", "service", "system"].contains(&t.as_str()))
-                .unwrap_or_else(|| "user".to_owned())
-                .into(),
+                .unwrap_or_else(|| "user".to_owned());
             // `attr` finds only non-empty values, which always fit.
-            id: fit_id(&id).unwrap_or_default().into(),
-            name: attr(&["stele.actor.name", "user.name"])
+            let mut actor = map::actor(kind, fit_id(&id).unwrap_or_default());
+            actor.name = attr(&["stele.actor.name", "user.name"])
                 .and_then(|s| map::fit_text(&s))
-                .map(Str::from),
-            ip: attr(&["client.address"])
+                .map(Str::from);
+            actor.ip = attr(&["client.address"])
                 .and_then(|s| map::ip_of(&s))
-                .map(Str::from),
-            user_agent: attr(&["user_agent.original"])
+                .map(Str::from);
+            actor.user_agent = attr(&["user_agent.original"])
                 .and_then(|s| fit_text(&s))
-                .map(Str::from),
-            session_id: attr(&["session.id"])
+                .map(Str::from);
+            actor.session_id = attr(&["session.id"])
                 .and_then(|s| fit_id(&s))
-                .map(Str::from),
-        },
-        None => WireActor {
-            kind: "service".into(),
-            id: service
-                .as_deref()
-                .and_then(fit_id)
-                .unwrap_or_else(|| "unknown_service".to_owned())
-                .into(),
-            name: None,
-            ip: None,
-            user_agent: None,
-            session_id: None,
-        },
+                .map(Str::from);
+            actor
+        }
+        None => {
+            let id = service.as_deref().and_then(fit_id);
+            map::actor(
+                "service",
+                id.unwrap_or_else(|| "unknown_service".to_owned()),
+            )
+        }
     };
     let event_name = (!record.event_name.is_empty()).then(|| record.event_name.clone());
     let action = attr(&["stele.action"])
@@ -632,22 +627,20 @@ fn map_record(index: usize, item: Item<'_>, limits: &EventLimits) -> Mapped {
         .find(|a| map::is_action(a))
         .unwrap_or_else(|| "otel.log".to_owned());
     // `attr` finds only non-empty values, which always fit.
-    let (resource_type, resource_id) =
-        match (attr(&["stele.resource.type"]), attr(&["stele.resource.id"])) {
-            (Some(kind), Some(id)) => (fit_name(&kind), fit_id(&id)),
-            _ => match attr(&["url.path", "http.route"]) {
-                Some(path) => (Some("url".to_owned()), fit_id(&path)),
-                None => (
-                    Some("service".to_owned()),
-                    Some(
-                        service
-                            .as_deref()
-                            .and_then(fit_id)
-                            .unwrap_or_else(|| "unknown_service".to_owned()),
-                    ),
-                ),
-            },
-        };
+    let resource = match (attr(&["stele.resource.type"]), attr(&["stele.resource.id"])) {
+        (Some(kind), Some(id)) => (fit_name(&kind), fit_id(&id)),
+        _ => match attr(&["url.path", "http.route"]) {
+            Some(path) => (Some("url".to_owned()), fit_id(&path)),
+            None => (
+                Some("service".to_owned()),
+                service.as_deref().and_then(fit_id),
+            ),
+        },
+    };
+    let resource = (
+        resource.0.unwrap_or_default(),
+        resource.1.unwrap_or_else(|| "unknown_service".to_owned()),
+    );
     let stated = attr(&["stele.outcome"]).map(|o| o.to_ascii_lowercase());
     let outcome = match stated.as_deref() {
         Some(o @ ("allow" | "deny" | "error")) => o.to_owned(),
@@ -717,27 +710,14 @@ fn map_record(index: usize, item: Item<'_>, limits: &EventLimits) -> Mapped {
     } else {
         record.observed_time_unix_nano
     };
-    let event = WireEvent {
-        id: None,
-        actor,
-        action: action.into(),
-        resource: WireResource {
-            kind: resource_type.unwrap_or_default().into(),
-            id: resource_id.unwrap_or_default().into(),
-            name: None,
-        },
-        outcome: outcome.into(),
-        reason: reason.map(Str::from),
-        policy,
-        tenant: attr(&["stele.tenant"])
-            .and_then(|t| fit_id(&t))
-            .map(Str::from),
-        source: Some(SOURCE.into()),
-        change: None,
-        context: Some(context),
-        client_time: map::client_time_from_nanos(time).map(Str::from),
-        original: Some(original.into()),
-    };
+    let mut event = map::event(SOURCE, actor, action, resource, outcome, original);
+    event.reason = reason.map(Str::from);
+    event.policy = policy;
+    event.tenant = attr(&["stele.tenant"])
+        .and_then(|t| fit_id(&t))
+        .map(Str::from);
+    event.context = Some(context);
+    event.client_time = map::client_time_from_nanos(time).map(Str::from);
     Ok(MappedEvent::check(event, limits))
 }
 
