@@ -394,17 +394,21 @@ impl PeakRss {
     }
 }
 
+/// Resident memory in MiB, less what the allocator has handed back lazily (`MADV_FREE`: the
+/// kernel reclaims those pages whenever it needs memory, and counts them resident until then).
 fn current_rss_mib() -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmRSS:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|v| v.parse::<u64>().ok())
-        })
-        .map(|kb| kb / 1024)
-        .unwrap_or(0)
+    let Ok(rollup) = std::fs::read_to_string("/proc/self/smaps_rollup") else {
+        return 0;
+    };
+    let kib = |field: &str| {
+        rollup
+            .lines()
+            .find(|l| l.starts_with(field))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    kib("Rss:").saturating_sub(kib("LazyFree:")) / 1024
 }
 
 fn sample_event(i: u64, size: usize) -> String {
