@@ -122,22 +122,25 @@ impl OpenChunk {
         }
         let (keyword, rest) = self.tables.split_at_mut(TEXT);
         let text = &mut rest[0];
+        // Table by table, each as one batch: `Terms::add_all` prefetches ahead within a
+        // batch, and one table's lines stay in cache while it is filled.
         let fill_keywords = |keyword: &mut [Terms]| {
-            for (i, x) in xs().enumerate() {
-                let offset = (base + i) as u16;
-                for (table, term) in keyword.iter_mut().zip(&x.terms) {
-                    if let Some(term) = term {
-                        table.add(term, offset);
-                    }
-                }
+            let mut items = Vec::with_capacity(count);
+            for (f, table) in keyword.iter_mut().enumerate() {
+                items.clear();
+                items.extend(xs().enumerate().filter_map(|(i, x)| {
+                    let term = x.terms.get(f)?.as_deref()?;
+                    Some((term, (base + i) as u16))
+                }));
+                table.add_all(&items);
             }
         };
         let fill_text = |text: &mut Terms| {
-            for (i, x) in xs().enumerate() {
-                for token in &x.tokens {
-                    text.add(token, (base + i) as u16);
-                }
-            }
+            let items: Vec<(&str, u16)> = xs()
+                .enumerate()
+                .flat_map(|(i, x)| x.tokens.iter().map(move |t| (&**t, (base + i) as u16)))
+                .collect();
+            text.add_all(&items);
         };
         if count >= 1_024 {
             std::thread::scope(|s| {
