@@ -259,6 +259,47 @@ fn retries_are_idempotent_and_conflicts_change_nothing() {
     ));
 }
 
+#[test]
+fn a_refused_request_leaves_nothing_behind_in_its_group() {
+    // Requests queued together are one group commit. A request refused for a conflict must
+    // not leave its new ids to the requests after it in the same group (nor append them).
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.append_blocking(vec![keyed(1, 1, "a")]).unwrap();
+    for round in 0..20u8 {
+        // A large first request keeps the writer busy while the others queue behind it.
+        let filler: Vec<NewEntry> = (0..2_000u32)
+            .map(|i| keyed_n(u32::from(round) * 10_000 + 1_000 + i, "filler"))
+            .collect();
+        let fresh = 100 + round;
+        let rx = [
+            store.append_pipelined(filler).unwrap(),
+            // A new id, then a conflict with entry 0: refused as a whole.
+            store
+                .append_pipelined(vec![keyed(fresh, 1, "x"), keyed(1, 9, "changed")])
+                .unwrap(),
+            // The same new id with other content: not a conflict, since the refused request
+            // appended nothing.
+            store
+                .append_pipelined(vec![keyed(fresh, 2, "y"), keyed(fresh, 2, "y")])
+                .unwrap(),
+        ];
+        let [filler, refused, taken] = rx.map(|r| r.blocking_recv().unwrap());
+        assert_eq!(filler.unwrap().len(), 2_000);
+        assert!(
+            matches!(refused, Err(StoreError::Conflict { index: 0, .. })),
+            "{refused:?}"
+        );
+        let taken = taken.unwrap();
+        assert!(!taken[0].duplicate && taken[1].duplicate, "round {round}");
+        assert_eq!(taken[0].index, taken[1].index);
+        assert_eq!(store.size(), taken[0].index + 1);
+        assert_eq!(store.index_of(&[fresh; 16]).unwrap(), Some(taken[0].index));
+        let stored = String::from_utf8(store.entry(taken[0].index).unwrap()).unwrap();
+        assert!(stored.ends_with("|y"), "{stored}");
+    }
+}
+
 /// The event id of [`keyed_n`]'s entry `n`.
 fn id_n(n: u32) -> [u8; 16] {
     let mut id = [0u8; 16];
