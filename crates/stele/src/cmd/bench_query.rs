@@ -146,7 +146,8 @@ pub fn run(scratch: &Path, events: u64, days: u64) -> Result<()> {
         followed as f64 / total_secs
     );
     println!(
-        "    (store writer and follower together: {cpu:.1} CPU-s, {:.2} cores busy; load average {})",
+        "    (store writer and follower together: {cpu:.2} CPU-s = {:.2} CPU-µs per event, {:.2} cores busy; load average {})",
+        cpu * 1e6 / followed as f64,
         cpu / total_secs,
         load_average()
     );
