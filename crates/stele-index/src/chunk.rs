@@ -136,10 +136,10 @@ impl OpenChunk {
             }
         };
         let fill_text = |text: &mut Terms| {
-            let items: Vec<(&str, u16)> = xs()
-                .enumerate()
-                .flat_map(|(i, x)| x.tokens.iter().map(move |t| (&**t, (base + i) as u16)))
-                .collect();
+            let mut items = Vec::with_capacity(xs().map(|x| x.tokens.len()).sum());
+            for (i, x) in xs().enumerate() {
+                items.extend(x.tokens.iter().map(|t| (&**t, (base + i) as u16)));
+            }
             text.add_all(&items);
         };
         if count >= 1_024 {
