@@ -89,16 +89,15 @@ impl OpenChunk {
         }
     }
 
-    /// An empty chunk starting at `first`, its term maps sized for about as many terms as
-    /// `previous` had (chunks of one log look alike; this saves rehashing while filling).
-    pub fn like(first: u64, previous: &OpenChunk) -> Self {
-        let mut c = OpenChunk::new(first);
-        c.tables = previous
-            .tables
-            .iter()
-            .map(|p| Terms::with_capacity(p.len()))
-            .collect();
-        c
+    /// This chunk emptied to start at `first`, keeping its memory: chunks of one log look
+    /// alike, so the next one fills the same tables without growing them or faulting in
+    /// fresh pages.
+    pub fn recycle(mut self, first: u64) -> Self {
+        self.first = first;
+        self.times.clear();
+        self.tables.iter_mut().for_each(Terms::clear);
+        self.changes.clear();
+        self
     }
 
     /// Adds the next entries, in log order (`parts` one after another). Each entry's time is its commit time, or for an

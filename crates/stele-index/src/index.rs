@@ -599,9 +599,18 @@ fn seal(inner: &Inner, first: u64) -> Result<()> {
             SealedChunk::in_memory(bytes, first, inner.chunk_size)?
         }
     };
+    let full = {
+        let mut st = inner.state.write().unwrap_or_else(|p| p.into_inner());
+        st.sealed.push(Arc::new(chunk));
+        std::mem::replace(&mut st.open, OpenChunk::new(first + cs))
+    };
+    // Emptied outside the lock (queries meanwhile see the new, empty chunk), then swapped in
+    // for it while it is still empty.
+    let recycled = full.recycle(first + cs);
     let mut st = inner.state.write().unwrap_or_else(|p| p.into_inner());
-    st.sealed.push(Arc::new(chunk));
-    st.open = OpenChunk::like(first + cs, &st.open);
+    if st.open.first() == first + cs && st.open.len() == 0 {
+        st.open = recycled;
+    }
     Ok(())
 }
 
