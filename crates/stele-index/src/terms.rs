@@ -415,6 +415,33 @@ mod tests {
     }
 
     #[test]
+    fn sorted_is_byte_order_across_shared_and_padded_prefixes() {
+        let a16 = "a".repeat(16);
+        let words = [
+            format!("{a16}b"),
+            format!("{a16}\0"),
+            a16.clone(),
+            format!("{a16}a"),
+            "aaaa".to_string(),
+            "aaaa\0".to_string(),
+            "aaaa\0\0".to_string(),
+            format!("{}b", &a16[..15]),
+            String::new(),
+            "document-123".to_string(),
+            "document-1234".to_string(),
+            "document-12".to_string(),
+        ];
+        let mut terms = Terms::default();
+        for (o, w) in words.iter().enumerate() {
+            terms.add(w, o as u16);
+        }
+        let got: Vec<&str> = terms.sorted().into_iter().map(|(t, _)| t).collect();
+        let mut want: Vec<&str> = words.iter().map(String::as_str).collect();
+        want.sort_unstable();
+        assert_eq!(got, want);
+    }
+
+    #[test]
     fn same_compares_every_byte() {
         let base = b"abcdefghijklmnopqrstuvwxyz0123456789";
         for n in 0..base.len() {
