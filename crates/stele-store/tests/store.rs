@@ -123,6 +123,35 @@ fn appended_entries_read_back_prove_and_tile() {
 }
 
 #[test]
+fn entry_bundles_of_one_frame_or_several_hold_their_entries() {
+    // Bundles 0 and 1 are written as one frame each; bundle 2 in frames of 100 entries and
+    // its tail by single appends; bundle 3 is partial.
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mut entries = fill(&store, 512, 256);
+    entries.extend(fill(&store, 200, 100));
+    entries.extend(fill(&store, 56, 1));
+    entries.extend(fill(&store, 30, 30));
+    for (bundle, width) in [
+        (0u64, None),
+        (1, None),
+        (2, None),
+        (3, Some(30u16)),
+        (2, Some(150)),
+    ] {
+        let b = store.entry_bundle(bundle, width).unwrap();
+        let got = stele_core::tile::bundle_decode(&b).unwrap();
+        let first = bundle as usize * 256;
+        let n = width.map_or(256, usize::from);
+        let want: Vec<&[u8]> = entries[first..first + n]
+            .iter()
+            .map(Vec::as_slice)
+            .collect();
+        assert_eq!(got, want, "bundle {bundle}, width {width:?}");
+    }
+}
+
+#[test]
 fn reopening_keeps_everything_and_appends_continue() {
     let dir = tempfile::tempdir().unwrap();
     let mut entries = {
