@@ -18,8 +18,8 @@ use crate::error::{IndexError, Result};
 use crate::fields::{extract, Extracted};
 use crate::query::{Counts, Filter, GroupBy, Order, Page, Snapshot};
 use crate::replay::{
-    Grant, PermissionReplay, PrincipalReplay, RawGrant, ReplayLog, RolePermissions, RoleReplay,
-    ScopeFilter,
+    ChangeRecord, Grant, PermissionReplay, PrincipalReplay, RawGrant, ReplayLog, RolePermissions,
+    RoleReplay, ScopeFilter,
 };
 
 /// Entries per chunk by default: offsets fit a `u16`, and a chunk's bit set is 8 KiB.
@@ -559,7 +559,7 @@ fn step(inner: &Inner) -> Result<u64> {
         let mut st = inner.state.write().unwrap_or_else(|p| p.into_inner());
         let mut replay = inner.replay.write().unwrap_or_else(|p| p.into_inner());
         for c in extracted.iter().flatten().filter_map(|x| x.change.as_ref()) {
-            replay.push(c.clone());
+            replay.push(ChangeRecord::clone(c));
         }
         st.open.extend(extracted, prev);
         prev = st.open.last_time().unwrap_or(prev);
