@@ -81,15 +81,109 @@ pub(crate) struct Writer {
     pub frame_buf: Vec<u8>,
     /// Ids new in the group being resolved, with their digest and position among its new
     /// entries (reused).
-    pub pending_ids: FastMap<[u8; 16], ([u8; 16], usize)>,
+    pub pending_ids: PendingIds,
 }
 
 /// Ids appended by groups still in the pipeline, so a retry in the next group finds them.
+///
+/// Each group's ids are kept in a vector sorted by id rather than in a hash table: building
+/// it is a sort at most (none when ids arrive in order, as the server's UUIDv7s do), and an
+/// id outside a group's range, such as nearly every new event's, is ruled out by two
+/// comparisons. A table cost an insert, a lookup and a removal per appended event, each a
+/// likely cache miss.
 #[derive(Default)]
 pub(crate) struct InFlight {
-    ids: FastMap<[u8; 16], ([u8; 16], Appended)>,
-    /// Per group: the log size once it is done, and its ids.
-    groups: VecDeque<(u64, Vec<[u8; 16]>)>,
+    /// Per group: the log size once it is done, and its new ids sorted by id (ids are
+    /// unique within a group).
+    groups: VecDeque<(u64, Vec<InFlightId>)>,
+}
+
+/// A new id of a group in flight.
+struct InFlightId {
+    id: [u8; 16],
+    digest: [u8; 16],
+    /// Its entry's answer.
+    appended: Appended,
+}
+
+impl InFlight {
+    /// The digest and answer of `id` if a group in flight appended it.
+    fn get(&self, id: &[u8; 16]) -> Option<([u8; 16], Appended)> {
+        self.groups.iter().find_map(|(_, ids)| {
+            let (first, last) = (ids.first()?, ids.last()?);
+            if *id < first.id || *id > last.id {
+                return None;
+            }
+            let at = ids.binary_search_by(|e| e.id.cmp(id)).ok()?;
+            ids.get(at).map(|e| (e.digest, e.appended))
+        })
+    }
+}
+
+/// The ids new in the group being resolved, with their digest and position among its new
+/// entries.
+///
+/// While ids arrive in increasing order (the server's UUIDv7s do), an id above the last one
+/// is new and nothing is hashed; the first id at or below the last moves them all into a
+/// hash table, which then serves the rest of the group.
+#[derive(Default)]
+pub(crate) struct PendingIds {
+    /// Every pending id, once `ordered` is false (kept across groups for its memory).
+    map: FastMap<[u8; 16], ([u8; 16], usize)>,
+    /// Whether the pending ids arrived in increasing order and are not (yet) in `map`.
+    ordered: bool,
+    /// While `ordered`: the last, so the greatest, pending id.
+    last: Option<[u8; 16]>,
+}
+
+impl PendingIds {
+    /// Empties it for the next group.
+    fn reset(&mut self) {
+        self.map.clear();
+        self.ordered = true;
+        self.last = None;
+    }
+
+    /// The digest and position of `id` if it is pending; `entries` are the group's new
+    /// entries so far.
+    fn get(&mut self, id: &[u8; 16], entries: &[NewEntry]) -> Option<([u8; 16], usize)> {
+        if self.ordered {
+            if self.last.is_none_or(|last| *id > last) {
+                return None;
+            }
+            // Out of order: from here on, a table of every pending id.
+            self.map.reserve(entries.len());
+            for (pos, e) in entries.iter().enumerate() {
+                if let Some(k) = e.key {
+                    self.map.insert(k.id, (k.digest, pos));
+                }
+            }
+            self.ordered = false;
+        }
+        self.map.get(id).copied()
+    }
+
+    /// Adds `id`, which [`PendingIds::get`] just did not find, at position `pos`.
+    fn insert(&mut self, id: [u8; 16], digest: [u8; 16], pos: usize) {
+        if self.ordered {
+            // Above the last one: `get` switches to the table for any other.
+            self.last = Some(id);
+        } else {
+            self.map.insert(id, (digest, pos));
+        }
+    }
+
+    /// Forgets the ids of `refused`, the new entries of a refused request (the last ones);
+    /// `kept` are the new entries before them.
+    fn forget(&mut self, refused: &[NewEntry], kept: &[NewEntry]) {
+        if self.ordered {
+            self.last = kept.iter().rev().find_map(|e| e.key).map(|k| k.id);
+        } else {
+            for k in refused.iter().filter_map(|e| e.key) {
+                self.map.remove(&k.id);
+            }
+        }
+    }
 }
 
 /// Where one requested entry ends up.
@@ -198,8 +292,7 @@ impl Writer {
         // Kept across groups, like the vectors below are sized up front: a group's tables and
         // vectors are megabytes, and fresh ones were page faults on every group.
         let mut pending = std::mem::take(&mut self.pending_ids);
-        pending.clear();
-        pending.reserve(n);
+        pending.reset();
         let mut new_entries: Vec<NewEntry> = Vec::with_capacity(n);
         let mut plans: Vec<(Reply, Vec<Slot>)> = Vec::with_capacity(group.len());
         let ids = self.ids.clone();
@@ -221,11 +314,9 @@ impl Writer {
                 Ok(slots) => plans.push((req.reply, slots)),
                 Err(e) => {
                     // A rejected request appends nothing: its new entries and their ids go.
-                    for e in new_entries.drain(base..) {
-                        if let Some(k) = e.key {
-                            pending.remove(&k.id);
-                        }
-                    }
+                    let (kept, refused) = new_entries.split_at(base);
+                    pending.forget(refused, kept);
+                    new_entries.truncate(base);
                     let _ = req.reply.send(Err(e));
                 }
             }
@@ -324,19 +415,27 @@ impl Writer {
             answers.push((reply, result));
         }
         if !records.is_empty() {
-            let mut ids = Vec::with_capacity(records.len());
-            for r in &records {
-                let appended = Appended {
-                    index: r.record.index,
-                    leaf_hash: leaves
-                        .get((r.record.index - start) as usize)
-                        .copied()
-                        .unwrap_or_default(),
-                    time,
-                    duplicate: false,
-                };
-                self.in_flight.ids.insert(r.id, (r.record.digest, appended));
-                ids.push(r.id);
+            let mut ids: Vec<InFlightId> = records
+                .iter()
+                .map(|r| {
+                    let appended = Appended {
+                        index: r.record.index,
+                        leaf_hash: leaves
+                            .get((r.record.index - start) as usize)
+                            .copied()
+                            .unwrap_or_default(),
+                        time,
+                        duplicate: false,
+                    };
+                    InFlightId {
+                        id: r.id,
+                        digest: r.record.digest,
+                        appended,
+                    }
+                })
+                .collect();
+            if !ids.is_sorted_by_key(|e| e.id) {
+                ids.sort_unstable_by_key(|e| e.id);
             }
             self.in_flight.groups.push_back((end, ids));
         }
@@ -390,11 +489,7 @@ impl Writer {
             .front()
             .is_some_and(|(end, _)| *end <= done)
         {
-            if let Some((_, ids)) = self.in_flight.groups.pop_front() {
-                for id in ids {
-                    self.in_flight.ids.remove(&id);
-                }
-            }
+            self.in_flight.groups.pop_front();
         }
     }
 
@@ -507,7 +602,7 @@ struct Resolution<'a, 'r> {
     reader: &'a mut Option<IdReader<'r>>,
     ids: &'r IdIndex,
     /// Ids new in the group so far.
-    pending: &'a mut FastMap<[u8; 16], ([u8; 16], usize)>,
+    pending: &'a mut PendingIds,
     /// The group's new entries so far.
     new_entries: &'a mut Vec<NewEntry>,
     /// Log size before the group.
@@ -522,18 +617,18 @@ fn resolve(entries: Vec<NewEntry>, r: &mut Resolution<'_, '_>) -> Result<Vec<Slo
     for e in entries {
         if let Some(k) = e.key {
             // Earlier in this group (this request or an accepted one).
-            if let Some(&(digest, pos)) = r.pending.get(&k.id) {
+            if let Some((digest, pos)) = r.pending.get(&k.id, r.new_entries) {
                 if digest != k.digest {
                     return Err(conflict(&k.id, r.start + pos as u64));
                 }
                 slots.push(Slot::New(pos));
                 continue;
             }
-            if let Some((digest, appended)) = r.in_flight.ids.get(&k.id) {
-                if *digest != k.digest {
+            if let Some((digest, appended)) = r.in_flight.get(&k.id) {
+                if digest != k.digest {
                     return Err(conflict(&k.id, appended.index));
                 }
-                slots.push(Slot::InFlight(*appended));
+                slots.push(Slot::InFlight(appended));
                 continue;
             }
             let reader = r.reader.get_or_insert_with(|| r.ids.reader());
@@ -544,7 +639,7 @@ fn resolve(entries: Vec<NewEntry>, r: &mut Resolution<'_, '_>) -> Result<Vec<Slo
                 slots.push(Slot::Existing(rec));
                 continue;
             }
-            r.pending.insert(k.id, (k.digest, r.new_entries.len()));
+            r.pending.insert(k.id, k.digest, r.new_entries.len());
         }
         slots.push(Slot::New(r.new_entries.len()));
         r.new_entries.push(e);

@@ -329,6 +329,89 @@ fn a_refused_request_leaves_nothing_behind_in_its_group() {
     }
 }
 
+#[test]
+fn retries_in_and_out_of_order_are_found_in_the_pipeline() {
+    // Groups in flight and the group being resolved keep ids in order when they arrive in
+    // order and fall back to a table when not; retries must be found either way.
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    for round in 0..10u32 {
+        let base = round * 100_000;
+        let ordered: Vec<NewEntry> = (0..3_000).map(|i| keyed_n(base + i, "first")).collect();
+        let shuffled: Vec<u32> = (0..500)
+            .map(|i| base + 50_000 + (i * 7_919) % 500)
+            .collect();
+        let rx = [
+            store.append_pipelined(ordered).unwrap(),
+            // Out of order, with a repeat of one of its own and retries of the first request.
+            store
+                .append_pipelined(
+                    shuffled
+                        .iter()
+                        .map(|&n| keyed_n(n, "second"))
+                        .chain([
+                            keyed_n(shuffled[3], "second"),
+                            keyed_n(base + 2_999, "first"),
+                        ])
+                        .chain([keyed_n(base + 17, "first")])
+                        .collect(),
+                )
+                .unwrap(),
+            // Retries of both, in order and not.
+            store
+                .append_pipelined(vec![
+                    keyed_n(base + 50_000 + 499, "second"),
+                    keyed_n(base + 1, "first"),
+                    keyed_n(base + 2_000, "first"),
+                ])
+                .unwrap(),
+            // A retry with other content: refused, naming the entry.
+            store.append_pipelined(vec![changed_n(base + 5)]).unwrap(),
+        ];
+        let [first, second, third, refused] = rx.map(|r| r.blocking_recv().unwrap());
+        let first = first.unwrap();
+        let second = second.unwrap();
+        let third = third.unwrap();
+        assert!(first.iter().all(|a| !a.duplicate));
+        let at = |n: u32| store.index_of(&id_n(n)).unwrap().unwrap();
+        for (a, &n) in second.iter().zip(&shuffled) {
+            assert!(!a.duplicate);
+            assert_eq!(a.index, at(n));
+        }
+        let tail = &second[shuffled.len()..];
+        assert!(tail.iter().all(|a| a.duplicate), "round {round}");
+        assert_eq!(tail[0].index, second[3].index);
+        assert_eq!(tail[1].index, first[2_999].index);
+        assert_eq!(tail[2].index, first[17].index);
+        assert!(third.iter().all(|a| a.duplicate));
+        assert_eq!(
+            third.iter().map(|a| a.index).collect::<Vec<_>>(),
+            vec![at(base + 50_499), first[1].index, first[2_000].index]
+        );
+        let err = refused.unwrap_err();
+        assert!(
+            matches!(err, StoreError::Conflict { index, .. } if index == first[5].index),
+            "{err}"
+        );
+    }
+    assert_eq!(store.size(), 10 * 3_500);
+}
+
+/// [`keyed_n`]'s entry `n` with another content digest.
+fn changed_n(n: u32) -> NewEntry {
+    let data = format!(
+        "{}|{}|changed",
+        hex::encode(id_n(n)),
+        hex::encode([9u8; 16])
+    )
+    .into_bytes();
+    NewEntry {
+        key: key_of(&data),
+        data,
+        time_offset: None,
+    }
+}
+
 /// The event id of [`keyed_n`]'s entry `n`.
 fn id_n(n: u32) -> [u8; 16] {
     let mut id = [0u8; 16];
