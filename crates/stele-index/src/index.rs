@@ -18,8 +18,8 @@ use crate::error::{IndexError, Result};
 use crate::fields::{extract, Extracted};
 use crate::query::{Counts, Filter, GroupBy, Order, Page, Snapshot};
 use crate::replay::{
-    Grant, PermissionReplay, PrincipalReplay, RawGrant, ReplayLog, RolePermissions, RoleReplay,
-    ScopeFilter,
+    ChangeRecord, Grant, PermissionReplay, PrincipalReplay, RawGrant, ReplayLog, RolePermissions,
+    RoleReplay, ScopeFilter,
 };
 
 /// Entries per chunk by default: offsets fit a `u16`, and a chunk's bit set is 8 KiB.
@@ -559,7 +559,7 @@ fn step(inner: &Inner) -> Result<u64> {
         let mut st = inner.state.write().unwrap_or_else(|p| p.into_inner());
         let mut replay = inner.replay.write().unwrap_or_else(|p| p.into_inner());
         for c in extracted.iter().flatten().filter_map(|x| x.change.as_ref()) {
-            replay.push(c.clone());
+            replay.push(ChangeRecord::clone(c));
         }
         st.open.extend(extracted, prev);
         prev = st.open.last_time().unwrap_or(prev);
@@ -599,9 +599,18 @@ fn seal(inner: &Inner, first: u64) -> Result<()> {
             SealedChunk::in_memory(bytes, first, inner.chunk_size)?
         }
     };
+    let full = {
+        let mut st = inner.state.write().unwrap_or_else(|p| p.into_inner());
+        st.sealed.push(Arc::new(chunk));
+        std::mem::replace(&mut st.open, OpenChunk::new(first + cs))
+    };
+    // Emptied outside the lock (queries meanwhile see the new, empty chunk), then swapped in
+    // for it while it is still empty.
+    let recycled = full.recycle(first + cs);
     let mut st = inner.state.write().unwrap_or_else(|p| p.into_inner());
-    st.sealed.push(Arc::new(chunk));
-    st.open = OpenChunk::like(first + cs, &st.open);
+    if st.open.first() == first + cs && st.open.len() == 0 {
+        st.open = recycled;
+    }
     Ok(())
 }
 

@@ -48,7 +48,12 @@ pub(crate) fn scan(entry: &[u8]) -> Option<Parts<'_>> {
         b: entry,
         pos: 0,
     };
-    let mut p = Parts::default();
+    let mut p = Parts {
+        // Room for the tokens of a typical context and reason (added to this vector later):
+        // growing it from empty was an allocation and a few reallocations per entry.
+        context_tokens: Vec::with_capacity(16),
+        ..Parts::default()
+    };
     // Known fields seen so far, one bit each: serde refuses a repeated one.
     let mut seen = Seen(0);
     r.ws();

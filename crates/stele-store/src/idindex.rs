@@ -7,7 +7,9 @@
 //! fills after each group commit's fsync and answers lookups from at hash-map cost. When the
 //! active layer is large (or old, at a checkpoint) it is *frozen* and a background thread
 //! bulk-loads it, sorted, into an LSM tree (fjall) as new tables, then records durably how far
-//! the on-disk index reaches (`indexed_through`). Lookups read active, then frozen, then disk.
+//! the on-disk index reaches (`indexed_through`). Lookups read active, then frozen, then disk,
+//! except for an id above the greatest indexed one (most new ids: the server's are UUIDv7s),
+//! which none of them can hold.
 //!
 //! Why not insert straight into the LSM tree: its memtable is a skip list, and with random
 //! keys (leaf hashes always, event ids whenever clients pick UUIDv4s) each insert and each
@@ -184,6 +186,12 @@ struct Tiers {
     /// A written layer's emptied maps, kept for the next active layer: refilling allocated
     /// tables costs no page faults.
     spare: Option<Layer>,
+    /// The greatest id in any tier (as a big-endian number, the keys' byte order), `None`
+    /// while there is none. A greater id is in no tier, so its lookup ends here: the server
+    /// gives events UUIDv7 ids, which grow with time, so nearly every new event's id is
+    /// above all the others, and looking it up was two hash-table misses and an LSM-tree
+    /// read on the writer thread for each appended event.
+    max_id: Option<u128>,
 }
 
 /// The keyspaces, shared with the background writer.
@@ -234,6 +242,7 @@ impl IdIndex {
             meta,
         };
         let through = disk.indexed_through()?;
+        let max_id = disk.max_id()?;
         Ok(IdIndex {
             disk,
             tiers: Arc::new(RwLock::new(Tiers {
@@ -245,6 +254,7 @@ impl IdIndex {
                 frozen: None,
                 on_disk: through,
                 spare: None,
+                max_id,
             })),
             flusher: Mutex::new(None),
             freeze_records: FREEZE_RECORDS,
@@ -317,6 +327,9 @@ impl IdIndex {
                 let mut t = self.tiers.write().unwrap_or_else(|p| p.into_inner());
                 let room = self.freeze_records.saturating_sub(t.active.len()).max(1);
                 let (now, later) = rest.split_at(room.min(rest.len()));
+                if let Some(top) = now.iter().map(|r| u128::from_be_bytes(r.id)).max() {
+                    t.max_id = t.max_id.max(Some(top));
+                }
                 let a = &mut t.active;
                 a.ids.reserve(now.len());
                 a.leaves.reserve(now.len());
@@ -443,6 +456,13 @@ impl IdReader<'_> {
     /// # Errors
     /// Database errors, or a stored record of the wrong length.
     pub fn get(&self, id: &[u8; 16]) -> Result<Option<IdRecord>> {
+        if self
+            .tiers
+            .max_id
+            .is_none_or(|max| u128::from_be_bytes(*id) > max)
+        {
+            return Ok(None);
+        }
         if let Some(r) = self.tiers.active.ids.get(id) {
             return Ok(Some(*r));
         }
@@ -474,6 +494,18 @@ impl Disk {
                 Ok(u64::from_be_bytes(b))
             }
         }
+    }
+
+    /// The greatest id on disk, `None` if there is none. A key of another length (not
+    /// written by this index) gives no bound at all rather than a wrong one.
+    fn max_id(&self) -> Result<Option<u128>> {
+        let Some(last) = self.ids.last_key_value() else {
+            return Ok(None);
+        };
+        let key = last.key().map_err(db_err)?;
+        Ok(Some(
+            <[u8; 16]>::try_from(key.as_ref()).map_or(u128::MAX, u128::from_be_bytes),
+        ))
     }
 
     /// Bulk-loads a layer as sorted runs (fsynced tables), then durably records its reach.
@@ -616,6 +648,71 @@ mod tests {
         let ix = IdIndex::open(dir.path()).unwrap();
         assert_eq!(ix.indexed_through().unwrap(), 950);
         assert_finds(&ix, 0..950);
+    }
+
+    /// An entry whose id is the number `n`.
+    fn record_with_id(n: u128, index: u64) -> Indexed {
+        let h = stele_core::hash::leaf_hash(&index.to_be_bytes());
+        Indexed::new(n.to_be_bytes(), index, 0, [1; 16], &h)
+    }
+
+    #[test]
+    fn ids_above_the_greatest_are_absent_in_every_tier_and_after_reopening() {
+        let dir = tempfile::tempdir().unwrap();
+        let ix = open_small(dir.path(), 2);
+        let get = |ix: &IdIndex, n: u128| ix.get(&n.to_be_bytes()).unwrap().map(|r| r.index);
+        assert_eq!(get(&ix, 0), None, "empty index");
+        // Out of order, and spread over disk, frozen and active layers.
+        let ids = [500u128, 100, 900, 300, 700];
+        for (i, &n) in ids.iter().enumerate() {
+            ix.insert(&[record_with_id(n, i as u64)], i as u64 + 1)
+                .unwrap();
+        }
+        for (i, &n) in ids.iter().enumerate() {
+            assert_eq!(get(&ix, n), Some(i as u64), "id {n}");
+        }
+        for n in [0, 101, 899, 901, u128::MAX] {
+            assert_eq!(get(&ix, n), None, "id {n}");
+        }
+        ix.flush().unwrap();
+        drop(ix);
+        // The bound comes back from the disk tier.
+        let ix = open_small(dir.path(), 2);
+        assert_eq!(get(&ix, 900), Some(2));
+        assert_eq!(get(&ix, 901), None);
+        // A greater id added later is found.
+        ix.insert(&[record_with_id(1_000, 5)], 6).unwrap();
+        assert_eq!(get(&ix, 1_000), Some(5));
+        assert_eq!(get(&ix, 900), Some(2));
+        assert_eq!(get(&ix, 1_001), None);
+    }
+
+    #[test]
+    fn a_stored_key_of_another_length_leaves_ids_unbounded() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let ix = IdIndex::open(dir.path()).unwrap();
+            ix.insert(&[record_with_id(7, 0)], 1).unwrap();
+            ix.flush().unwrap();
+            // Not something this index writes: the bound must not be read from it.
+            ix.disk.ids.insert([0xffu8; 20], [0u8; 32]).unwrap();
+            ix.disk.db.persist(PersistMode::SyncAll).unwrap();
+        }
+        let ix = IdIndex::open(dir.path()).unwrap();
+        assert_eq!(
+            ix.get(&7u128.to_be_bytes()).unwrap().map(|r| r.index),
+            Some(0)
+        );
+        ix.insert(&[record_with_id(u128::MAX - 1, 1)], 2).unwrap();
+        ix.flush().unwrap();
+        drop(ix);
+        let ix = IdIndex::open(dir.path()).unwrap();
+        assert_eq!(
+            ix.get(&(u128::MAX - 1).to_be_bytes())
+                .unwrap()
+                .map(|r| r.index),
+            Some(1)
+        );
     }
 
     #[test]

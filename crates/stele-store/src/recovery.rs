@@ -311,6 +311,7 @@ pub(crate) fn recover(
         syncer: None,
         in_flight: Default::default(),
         frame_buf: Vec::new(),
+        pending_ids: Default::default(),
     };
     Ok((writer, report))
 }

@@ -25,7 +25,7 @@ use tokio::sync::oneshot;
 use crate::bundles::BundleIndexWriter;
 use crate::error::{Result, StoreError};
 use crate::frame;
-use crate::idindex::{FastMap, IdIndex, IdRecord, Indexed};
+use crate::idindex::{FastMap, IdIndex, IdReader, IdRecord, Indexed};
 use crate::layout::{Layout, BUNDLE_WIDTH, ENTRIES_PER_SEGMENT};
 use crate::levels::LevelWriter;
 use crate::segments::SegmentWriter;
@@ -79,14 +79,111 @@ pub(crate) struct Writer {
     pub in_flight: InFlight,
     /// The frames of a group, reused.
     pub frame_buf: Vec<u8>,
+    /// Ids new in the group being resolved, with their digest and position among its new
+    /// entries (reused).
+    pub pending_ids: PendingIds,
 }
 
 /// Ids appended by groups still in the pipeline, so a retry in the next group finds them.
+///
+/// Each group's ids are kept in a vector sorted by id rather than in a hash table: building
+/// it is a sort at most (none when ids arrive in order, as the server's UUIDv7s do), and an
+/// id outside a group's range, such as nearly every new event's, is ruled out by two
+/// comparisons. A table cost an insert, a lookup and a removal per appended event, each a
+/// likely cache miss.
 #[derive(Default)]
 pub(crate) struct InFlight {
-    ids: FastMap<[u8; 16], ([u8; 16], Appended)>,
-    /// Per group: the log size once it is done, and its ids.
-    groups: VecDeque<(u64, Vec<[u8; 16]>)>,
+    /// Per group: the log size once it is done, and its new ids sorted by id (ids are
+    /// unique within a group).
+    groups: VecDeque<(u64, Vec<InFlightId>)>,
+}
+
+/// A new id of a group in flight.
+struct InFlightId {
+    id: [u8; 16],
+    digest: [u8; 16],
+    /// Its entry's answer.
+    appended: Appended,
+}
+
+impl InFlight {
+    /// The digest and answer of `id` if a group in flight appended it.
+    fn get(&self, id: &[u8; 16]) -> Option<([u8; 16], Appended)> {
+        self.groups.iter().find_map(|(_, ids)| {
+            let (first, last) = (ids.first()?, ids.last()?);
+            if *id < first.id || *id > last.id {
+                return None;
+            }
+            let at = ids.binary_search_by(|e| e.id.cmp(id)).ok()?;
+            ids.get(at).map(|e| (e.digest, e.appended))
+        })
+    }
+}
+
+/// The ids new in the group being resolved, with their digest and position among its new
+/// entries.
+///
+/// While ids arrive in increasing order (the server's UUIDv7s do), an id above the last one
+/// is new and nothing is hashed; the first id at or below the last moves them all into a
+/// hash table, which then serves the rest of the group.
+#[derive(Default)]
+pub(crate) struct PendingIds {
+    /// Every pending id, once `ordered` is false (kept across groups for its memory).
+    map: FastMap<[u8; 16], ([u8; 16], usize)>,
+    /// Whether the pending ids arrived in increasing order and are not (yet) in `map`.
+    ordered: bool,
+    /// While `ordered`: the last, so the greatest, pending id.
+    last: Option<[u8; 16]>,
+}
+
+impl PendingIds {
+    /// Empties it for the next group.
+    fn reset(&mut self) {
+        self.map.clear();
+        self.ordered = true;
+        self.last = None;
+    }
+
+    /// The digest and position of `id` if it is pending; `entries` are the group's new
+    /// entries so far.
+    fn get(&mut self, id: &[u8; 16], entries: &[NewEntry]) -> Option<([u8; 16], usize)> {
+        if self.ordered {
+            if self.last.is_none_or(|last| *id > last) {
+                return None;
+            }
+            // Out of order: from here on, a table of every pending id.
+            self.map.reserve(entries.len());
+            for (pos, e) in entries.iter().enumerate() {
+                if let Some(k) = e.key {
+                    self.map.insert(k.id, (k.digest, pos));
+                }
+            }
+            self.ordered = false;
+        }
+        self.map.get(id).copied()
+    }
+
+    /// Adds `id`, which [`PendingIds::get`] just did not find, at position `pos`.
+    fn insert(&mut self, id: [u8; 16], digest: [u8; 16], pos: usize) {
+        if self.ordered {
+            // Above the last one: `get` switches to the table for any other.
+            self.last = Some(id);
+        } else {
+            self.map.insert(id, (digest, pos));
+        }
+    }
+
+    /// Forgets the ids of `refused`, the new entries of a refused request (the last ones);
+    /// `kept` are the new entries before them.
+    fn forget(&mut self, refused: &[NewEntry], kept: &[NewEntry]) {
+        if self.ordered {
+            self.last = kept.iter().rev().find_map(|e| e.key).map(|k| k.id);
+        } else {
+            for k in refused.iter().filter_map(|e| e.key) {
+                self.map.remove(&k.id);
+            }
+        }
+    }
 }
 
 /// Where one requested entry ends up.
@@ -191,84 +288,53 @@ impl Writer {
         }
         self.prune_in_flight();
         // 1. Resolve ids: retries of stored events, retries within this group, conflicts.
-        let mut pending_ids: FastMap<[u8; 16], ([u8; 16], usize)> = FastMap::default();
-        let mut new_entries: Vec<NewEntry> = Vec::new();
-        let mut plans: Vec<(Reply, Vec<Slot>)> = Vec::new();
+        let n: usize = group.iter().map(|r| r.entries.len()).sum();
+        // Kept across groups, like the vectors below are sized up front: a group's tables and
+        // vectors are megabytes, and fresh ones were page faults on every group.
+        let mut pending = std::mem::take(&mut self.pending_ids);
+        pending.reset();
+        let mut new_entries: Vec<NewEntry> = Vec::with_capacity(n);
+        let mut plans: Vec<(Reply, Vec<Slot>)> = Vec::with_capacity(group.len());
+        let ids = self.ids.clone();
         let mut ids_reader = None;
-        'requests: for req in group {
-            let mut slots = Vec::with_capacity(req.entries.len());
-            // Ids new in this request: joined to `pending_ids` only if the whole request is
-            // accepted (a conflict rejects the request, and its ids must not linger).
-            let mut local: FastMap<[u8; 16], ([u8; 16], usize)> = FastMap::default();
+        for req in group {
             let base = new_entries.len();
-            let mut mine: Vec<NewEntry> = Vec::new();
-            for e in req.entries {
-                if let Some(k) = e.key {
-                    let prior = pending_ids.get(&k.id).or_else(|| local.get(&k.id)).copied();
-                    if let Some((digest, pos)) = prior {
-                        if digest != k.digest {
-                            let _ = req.reply.send(Err(StoreError::Conflict {
-                                id: uuid::Uuid::from_bytes(k.id).to_string(),
-                                index: self.frontier.size() + pos as u64,
-                            }));
-                            continue 'requests;
-                        }
-                        slots.push(Slot::New(pos));
-                        continue;
-                    }
-                    if let Some((digest, appended)) = self.in_flight.ids.get(&k.id) {
-                        if *digest != k.digest {
-                            let _ = req.reply.send(Err(StoreError::Conflict {
-                                id: uuid::Uuid::from_bytes(k.id).to_string(),
-                                index: appended.index,
-                            }));
-                            continue 'requests;
-                        }
-                        slots.push(Slot::InFlight(*appended));
-                        continue;
-                    }
-                    let reader = ids_reader.get_or_insert_with(|| self.ids.reader());
-                    match reader.get(&k.id) {
-                        Ok(Some(rec)) if rec.digest == k.digest => {
-                            slots.push(Slot::Existing(rec));
-                            continue;
-                        }
-                        Ok(Some(rec)) => {
-                            let _ = req.reply.send(Err(StoreError::Conflict {
-                                id: uuid::Uuid::from_bytes(k.id).to_string(),
-                                index: rec.index,
-                            }));
-                            continue 'requests;
-                        }
-                        Ok(None) => {}
-                        Err(e) => {
-                            let _ = req.reply.send(Err(e));
-                            continue 'requests;
-                        }
-                    }
-                    local.insert(k.id, (k.digest, base + mine.len()));
+            let resolved = resolve(
+                req.entries,
+                &mut Resolution {
+                    in_flight: &self.in_flight,
+                    reader: &mut ids_reader,
+                    ids: &ids,
+                    pending: &mut pending,
+                    new_entries: &mut new_entries,
+                    start: self.frontier.size(),
+                },
+            );
+            match resolved {
+                Ok(slots) => plans.push((req.reply, slots)),
+                Err(e) => {
+                    // A rejected request appends nothing: its new entries and their ids go.
+                    let (kept, refused) = new_entries.split_at(base);
+                    pending.forget(refused, kept);
+                    new_entries.truncate(base);
+                    let _ = req.reply.send(Err(e));
                 }
-                slots.push(Slot::New(base + mine.len()));
-                mine.push(e);
             }
-            pending_ids.extend(local);
-            new_entries.extend(mine);
-            plans.push((req.reply, slots));
         }
+        self.pending_ids = pending;
         // The reader holds the index's in-memory tiers; step 4 inserts into them.
         drop(ids_reader);
 
         // 2. One commit time for the group, never before the previous one.
         let time_ns = (self.clock)().max(self.last_time_ns);
         let time = Timestamp::from_unix_nanos(time_ns);
+        // Formatted once: every entry of the group gets the same bytes.
+        let mut stamp = [0u8; TIMESTAMP_LEN];
+        time.write_to(&mut stamp);
         for e in &mut new_entries {
             if let Some(off) = e.time_offset {
-                if let Some(slot) = e
-                    .data
-                    .get_mut(off..off + TIMESTAMP_LEN)
-                    .and_then(|s| <&mut [u8; TIMESTAMP_LEN]>::try_from(s).ok())
-                {
-                    time.write_to(slot);
+                if let Some(slot) = e.data.get_mut(off..off + TIMESTAMP_LEN) {
+                    slot.copy_from_slice(&stamp);
                 }
             }
         }
@@ -318,13 +384,15 @@ impl Writer {
         // 5. Answers, sent by the fsync thread once the group is durable.
         let mut answers = Vec::with_capacity(plans.len());
         // Group-wide: of all requests naming a new entry, only the first appended it.
-        let mut seen = std::collections::HashSet::new();
+        let mut seen = vec![false; new_entries.len()];
         for (reply, slots) in plans {
             let result: Result<Vec<Appended>> = slots
                 .into_iter()
                 .map(|s| match s {
                     Slot::New(pos) => {
-                        let first = seen.insert(pos);
+                        let first = seen
+                            .get_mut(pos)
+                            .is_some_and(|s| !std::mem::replace(s, true));
                         Ok(Appended {
                             index: start + pos as u64,
                             leaf_hash: leaves.get(pos).copied().unwrap_or_default(),
@@ -347,19 +415,27 @@ impl Writer {
             answers.push((reply, result));
         }
         if !records.is_empty() {
-            let mut ids = Vec::with_capacity(records.len());
-            for r in &records {
-                let appended = Appended {
-                    index: r.record.index,
-                    leaf_hash: leaves
-                        .get((r.record.index - start) as usize)
-                        .copied()
-                        .unwrap_or_default(),
-                    time,
-                    duplicate: false,
-                };
-                self.in_flight.ids.insert(r.id, (r.record.digest, appended));
-                ids.push(r.id);
+            let mut ids: Vec<InFlightId> = records
+                .iter()
+                .map(|r| {
+                    let appended = Appended {
+                        index: r.record.index,
+                        leaf_hash: leaves
+                            .get((r.record.index - start) as usize)
+                            .copied()
+                            .unwrap_or_default(),
+                        time,
+                        duplicate: false,
+                    };
+                    InFlightId {
+                        id: r.id,
+                        digest: r.record.digest,
+                        appended,
+                    }
+                })
+                .collect();
+            if !ids.is_sorted_by_key(|e| e.id) {
+                ids.sort_unstable_by_key(|e| e.id);
             }
             self.in_flight.groups.push_back((end, ids));
         }
@@ -414,11 +490,7 @@ impl Writer {
             .front()
             .is_some_and(|(end, _)| *end <= done)
         {
-            if let Some((_, ids)) = self.in_flight.groups.pop_front() {
-                for id in ids {
-                    self.in_flight.ids.remove(&id);
-                }
-            }
+            self.in_flight.groups.pop_front();
         }
     }
 
@@ -521,6 +593,65 @@ impl Writer {
         self.last_checkpoint_at = Instant::now();
         self.shared.metrics.checkpoints.inc();
         Ok(signed)
+    }
+}
+
+/// What resolving one request reads and fills.
+struct Resolution<'a, 'r> {
+    in_flight: &'a InFlight,
+    /// Opened on the first lookup, then kept for the group.
+    reader: &'a mut Option<IdReader<'r>>,
+    ids: &'r IdIndex,
+    /// Ids new in the group so far.
+    pending: &'a mut PendingIds,
+    /// The group's new entries so far.
+    new_entries: &'a mut Vec<NewEntry>,
+    /// Log size before the group.
+    start: u64,
+}
+
+/// Decides where each entry of one request ends up, adding the new ones (and their ids) to
+/// `r`. On an error (a conflicting id, a failed lookup) the caller takes back what this
+/// request added: its new entries are those past the length `new_entries` had before.
+fn resolve(entries: Vec<NewEntry>, r: &mut Resolution<'_, '_>) -> Result<Vec<Slot>> {
+    let mut slots = Vec::with_capacity(entries.len());
+    for e in entries {
+        if let Some(k) = e.key {
+            // Earlier in this group (this request or an accepted one).
+            if let Some((digest, pos)) = r.pending.get(&k.id, r.new_entries) {
+                if digest != k.digest {
+                    return Err(conflict(&k.id, r.start + pos as u64));
+                }
+                slots.push(Slot::New(pos));
+                continue;
+            }
+            if let Some((digest, appended)) = r.in_flight.get(&k.id) {
+                if digest != k.digest {
+                    return Err(conflict(&k.id, appended.index));
+                }
+                slots.push(Slot::InFlight(appended));
+                continue;
+            }
+            let reader = r.reader.get_or_insert_with(|| r.ids.reader());
+            if let Some(rec) = reader.get(&k.id)? {
+                if rec.digest != k.digest {
+                    return Err(conflict(&k.id, rec.index));
+                }
+                slots.push(Slot::Existing(rec));
+                continue;
+            }
+            r.pending.insert(k.id, k.digest, r.new_entries.len());
+        }
+        slots.push(Slot::New(r.new_entries.len()));
+        r.new_entries.push(e);
+    }
+    Ok(slots)
+}
+
+fn conflict(id: &[u8; 16], index: u64) -> StoreError {
+    StoreError::Conflict {
+        id: uuid::Uuid::from_bytes(*id).to_string(),
+        index,
     }
 }
 

@@ -123,6 +123,35 @@ fn appended_entries_read_back_prove_and_tile() {
 }
 
 #[test]
+fn entry_bundles_of_one_frame_or_several_hold_their_entries() {
+    // Bundles 0 and 1 are written as one frame each; bundle 2 in frames of 100 entries and
+    // its tail by single appends; bundle 3 is partial.
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mut entries = fill(&store, 512, 256);
+    entries.extend(fill(&store, 200, 100));
+    entries.extend(fill(&store, 56, 1));
+    entries.extend(fill(&store, 30, 30));
+    for (bundle, width) in [
+        (0u64, None),
+        (1, None),
+        (2, None),
+        (3, Some(30u16)),
+        (2, Some(150)),
+    ] {
+        let b = store.entry_bundle(bundle, width).unwrap();
+        let got = stele_core::tile::bundle_decode(&b).unwrap();
+        let first = bundle as usize * 256;
+        let n = width.map_or(256, usize::from);
+        let want: Vec<&[u8]> = entries[first..first + n]
+            .iter()
+            .map(Vec::as_slice)
+            .collect();
+        assert_eq!(got, want, "bundle {bundle}, width {width:?}");
+    }
+}
+
+#[test]
 fn reopening_keeps_everything_and_appends_continue() {
     let dir = tempfile::tempdir().unwrap();
     let mut entries = {
@@ -257,6 +286,130 @@ fn retries_are_idempotent_and_conflicts_change_nothing() {
         store.append_blocking(vec![keyed(1, 2, "a2")]),
         Err(StoreError::Conflict { .. })
     ));
+}
+
+#[test]
+fn a_refused_request_leaves_nothing_behind_in_its_group() {
+    // Requests queued together are one group commit. A request refused for a conflict must
+    // not leave its new ids to the requests after it in the same group (nor append them).
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store.append_blocking(vec![keyed(1, 1, "a")]).unwrap();
+    for round in 0..20u8 {
+        // A large first request keeps the writer busy while the others queue behind it.
+        let filler: Vec<NewEntry> = (0..2_000u32)
+            .map(|i| keyed_n(u32::from(round) * 10_000 + 1_000 + i, "filler"))
+            .collect();
+        let fresh = 100 + round;
+        let rx = [
+            store.append_pipelined(filler).unwrap(),
+            // A new id, then a conflict with entry 0: refused as a whole.
+            store
+                .append_pipelined(vec![keyed(fresh, 1, "x"), keyed(1, 9, "changed")])
+                .unwrap(),
+            // The same new id with other content: not a conflict, since the refused request
+            // appended nothing.
+            store
+                .append_pipelined(vec![keyed(fresh, 2, "y"), keyed(fresh, 2, "y")])
+                .unwrap(),
+        ];
+        let [filler, refused, taken] = rx.map(|r| r.blocking_recv().unwrap());
+        assert_eq!(filler.unwrap().len(), 2_000);
+        assert!(
+            matches!(refused, Err(StoreError::Conflict { index: 0, .. })),
+            "{refused:?}"
+        );
+        let taken = taken.unwrap();
+        assert!(!taken[0].duplicate && taken[1].duplicate, "round {round}");
+        assert_eq!(taken[0].index, taken[1].index);
+        assert_eq!(store.size(), taken[0].index + 1);
+        assert_eq!(store.index_of(&[fresh; 16]).unwrap(), Some(taken[0].index));
+        let stored = String::from_utf8(store.entry(taken[0].index).unwrap()).unwrap();
+        assert!(stored.ends_with("|y"), "{stored}");
+    }
+}
+
+#[test]
+fn retries_in_and_out_of_order_are_found_in_the_pipeline() {
+    // Groups in flight and the group being resolved keep ids in order when they arrive in
+    // order and fall back to a table when not; retries must be found either way.
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    for round in 0..10u32 {
+        let base = round * 100_000;
+        let ordered: Vec<NewEntry> = (0..3_000).map(|i| keyed_n(base + i, "first")).collect();
+        let shuffled: Vec<u32> = (0..500)
+            .map(|i| base + 50_000 + (i * 7_919) % 500)
+            .collect();
+        let rx = [
+            store.append_pipelined(ordered).unwrap(),
+            // Out of order, with a repeat of one of its own and retries of the first request.
+            store
+                .append_pipelined(
+                    shuffled
+                        .iter()
+                        .map(|&n| keyed_n(n, "second"))
+                        .chain([
+                            keyed_n(shuffled[3], "second"),
+                            keyed_n(base + 2_999, "first"),
+                        ])
+                        .chain([keyed_n(base + 17, "first")])
+                        .collect(),
+                )
+                .unwrap(),
+            // Retries of both, in order and not.
+            store
+                .append_pipelined(vec![
+                    keyed_n(base + 50_000 + 499, "second"),
+                    keyed_n(base + 1, "first"),
+                    keyed_n(base + 2_000, "first"),
+                ])
+                .unwrap(),
+            // A retry with other content: refused, naming the entry.
+            store.append_pipelined(vec![changed_n(base + 5)]).unwrap(),
+        ];
+        let [first, second, third, refused] = rx.map(|r| r.blocking_recv().unwrap());
+        let first = first.unwrap();
+        let second = second.unwrap();
+        let third = third.unwrap();
+        assert!(first.iter().all(|a| !a.duplicate));
+        let at = |n: u32| store.index_of(&id_n(n)).unwrap().unwrap();
+        for (a, &n) in second.iter().zip(&shuffled) {
+            assert!(!a.duplicate);
+            assert_eq!(a.index, at(n));
+        }
+        let tail = &second[shuffled.len()..];
+        assert!(tail.iter().all(|a| a.duplicate), "round {round}");
+        assert_eq!(tail[0].index, second[3].index);
+        assert_eq!(tail[1].index, first[2_999].index);
+        assert_eq!(tail[2].index, first[17].index);
+        assert!(third.iter().all(|a| a.duplicate));
+        assert_eq!(
+            third.iter().map(|a| a.index).collect::<Vec<_>>(),
+            vec![at(base + 50_499), first[1].index, first[2_000].index]
+        );
+        let err = refused.unwrap_err();
+        assert!(
+            matches!(err, StoreError::Conflict { index, .. } if index == first[5].index),
+            "{err}"
+        );
+    }
+    assert_eq!(store.size(), 10 * 3_500);
+}
+
+/// [`keyed_n`]'s entry `n` with another content digest.
+fn changed_n(n: u32) -> NewEntry {
+    let data = format!(
+        "{}|{}|changed",
+        hex::encode(id_n(n)),
+        hex::encode([9u8; 16])
+    )
+    .into_bytes();
+    NewEntry {
+        key: key_of(&data),
+        data,
+        time_offset: None,
+    }
 }
 
 /// The event id of [`keyed_n`]'s entry `n`.
