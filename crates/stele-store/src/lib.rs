@@ -43,12 +43,11 @@ mod verify_keys;
 mod writer;
 
 pub use error::StoreError;
-pub use fsutil::drop_cached;
 pub use metrics::StoreMetrics;
 pub use recovery::RecoveryReport;
 pub use rotation::RotationRecord;
 pub use store::{system_clock, Store, StoreOptions};
-pub use syncer::CACHE_BEHIND;
+pub use syncer::{DropBehind, CACHE_BEHIND};
 pub use types::{Appended, EntryKey, NewEntry, SignedCheckpoint};
 pub use verify::{verify_dir, VerifyError, VerifyReport};
 pub use verify_keys::CheckedRotation;

@@ -128,16 +128,19 @@ pub const CACHE_BEHIND: u64 = 64 << 20;
 /// Drops are batched: at least this many bytes at a time.
 const DROP_STEP: u64 = 8 << 20;
 
-/// How far the current segment's cached pages have been dropped.
+/// Drops a file's synced pages more than [`CACHE_BEHIND`] behind its end from the page
+/// cache, as the fsync thread does for the segment being written (and `stele bench disk`
+/// does for its probe, to measure the same way of writing).
 #[derive(Default)]
-struct DropBehind {
+pub struct DropBehind {
     file: Option<Arc<File>>,
     upto: u64,
 }
 
 impl DropBehind {
-    /// After `file` is durable up to `len` bytes.
-    fn synced(&mut self, file: &Arc<File>, len: u64) {
+    /// After `file` is durable up to `len` bytes; a file other than the last one starts over
+    /// from its beginning.
+    pub fn synced(&mut self, file: &Arc<File>, len: u64) {
         if !self.file.as_ref().is_some_and(|f| Arc::ptr_eq(f, file)) {
             // A new segment (the writer rolled): start from its beginning.
             self.file = Some(file.clone());
@@ -174,7 +177,6 @@ fn run(rx: &Receiver<SyncJob>, shared: &Shared, ids: &IdIndex, progress: &Progre
             };
         if durable {
             shared.metrics.observe_commit(appended, since.elapsed());
-            behind.synced(&file, len);
             if let Err(e) = ids.insert(&records, end) {
                 // The entries are durable; only the derived index failed. Recovery rebuilds
                 // it, but this process must not go on serving from it.
@@ -193,6 +195,10 @@ fn run(rx: &Receiver<SyncJob>, shared: &Shared, ids: &IdIndex, progress: &Progre
         // Failed groups count as done too: their callers have their answer.
         *progress.done.lock().unwrap_or_else(|p| p.into_inner()) += 1;
         progress.moved.notify_all();
+        // After the answers: dropping pages is housekeeping, not part of an acknowledgement.
+        if durable {
+            behind.synced(&file, len);
+        }
     }
 }
 

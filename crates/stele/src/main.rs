@@ -48,17 +48,12 @@ const MI_OPTION_PURGE_DECOMMITS: libmimalloc_sys::mi_option_t = 5;
 const PURGE_DECOMMITS: std::ffi::c_long = 0;
 
 /// Returns the allocator's free memory to the OS now instead of after [`PURGE_DELAY_MS`]:
-/// for measurements of resident memory that should see only what is live. Decommitted, not
-/// reset, so that the resident set drops at once.
+/// for measurements of resident memory that should see only what is live (the benches count
+/// memory reset with `MADV_FREE` as free, as the kernel does).
 pub(crate) fn release_free_memory() {
-    // SAFETY: `mi_option_set` stores an integer option (any value is valid); `mi_collect`
-    // only frees memory mimalloc holds and no object uses. Both may be called from any
-    // thread at any time.
-    unsafe {
-        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DECOMMITS, 1);
-        libmimalloc_sys::mi_collect(true);
-        libmimalloc_sys::mi_option_set(MI_OPTION_PURGE_DECOMMITS, PURGE_DECOMMITS);
-    }
+    // SAFETY: `mi_collect` only frees memory mimalloc holds and no object uses; it is safe to
+    // call from any thread at any time.
+    unsafe { libmimalloc_sys::mi_collect(true) };
 }
 
 /// Applies the allocator settings above; before anything else runs.

@@ -222,17 +222,15 @@ fn disk(dir: &Path) -> Result<()> {
     // As the store writes: durable steps, synced pages dropped behind a window. On a machine
     // where a newly allocated page-cache page is expensive (this VM), the figure above measures
     // that cost more than the device; this one is the rate the store can reach.
-    let f = std::fs::File::create(&path)?;
+    let f = std::sync::Arc::new(std::fs::File::create(&path)?);
+    let mut behind = stele_store::DropBehind::default();
     let t = Instant::now();
     let mut off = 0u64;
-    let mut dropped = 0u64;
     while off < total {
         f.write_all_at(&chunk, off)?;
         off += chunk.len() as u64;
         f.sync_data()?;
-        let until = off.saturating_sub(stele_store::CACHE_BEHIND);
-        stele_store::drop_cached(&f, dropped, until - dropped.min(until));
-        dropped = dropped.max(until);
+        behind.synced(&f, off);
     }
     let secs = t.elapsed().as_secs_f64();
     println!(

@@ -628,19 +628,21 @@ fn map_record(index: usize, item: Item<'_>, limits: &EventLimits) -> Mapped {
         .unwrap_or_else(|| "otel.log".to_owned());
     // `attr` finds only non-empty values, which always fit.
     let resource = match (attr(&["stele.resource.type"]), attr(&["stele.resource.id"])) {
-        (Some(kind), Some(id)) => (fit_name(&kind), fit_id(&id)),
+        (Some(kind), Some(id)) => (
+            fit_name(&kind).unwrap_or_default(),
+            fit_id(&id).unwrap_or_default(),
+        ),
         _ => match attr(&["url.path", "http.route"]) {
-            Some(path) => (Some("url".to_owned()), fit_id(&path)),
+            Some(path) => ("url".to_owned(), fit_id(&path).unwrap_or_default()),
             None => (
-                Some("service".to_owned()),
-                service.as_deref().and_then(fit_id),
+                "service".to_owned(),
+                service
+                    .as_deref()
+                    .and_then(fit_id)
+                    .unwrap_or_else(|| "unknown_service".to_owned()),
             ),
         },
     };
-    let resource = (
-        resource.0.unwrap_or_default(),
-        resource.1.unwrap_or_else(|| "unknown_service".to_owned()),
-    );
     let stated = attr(&["stele.outcome"]).map(|o| o.to_ascii_lowercase());
     let outcome = match stated.as_deref() {
         Some(o @ ("allow" | "deny" | "error")) => o.to_owned(),
