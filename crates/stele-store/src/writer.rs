@@ -1,17 +1,18 @@
 //! The single writer thread: sequencing, group commit and checkpoint publication.
 //!
 //! Appenders queue requests; the writer takes everything queued (up to a bound), resolves
-//! idempotent retries, stamps one commit time, hashes the new leaves, writes all their frames
-//! with one `write` per segment and updates the derived tree files, then hands the group to
+//! idempotent retries, stamps one commit time, writes all the new frames with one `write` per
+//! segment while other threads hash their leaves, and updates the derived tree files, then
+//! hands the group to
 //! the fsync thread ([`crate::syncer`]), which makes it durable with one `fdatasync` and only
 //! then indexes its ids, publishes the new size and answers. Publishing checkpoints on this
 //! thread, after waiting for the fsync thread, means a checkpoint can make the derived files
 //! durable at exactly the size it signs.
 
 use std::collections::VecDeque;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use stele_core::checkpoint::{sign_checkpoint, Checkpoint};
@@ -338,13 +339,29 @@ impl Writer {
                 }
             }
         }
-        let leaves = hash_leaves(&new_entries);
-
-        // 3. Frames, one write per segment; the fsync thread makes them durable.
+        // 3. Frames, one write per segment (the fsync thread makes them durable), while
+        // other threads hash the leaves: framing does not need them, and this thread joins the
+        // hashing once its write is done. Hashing first and writing after left one core idle
+        // through the write, the kernel's copy of the group into the page cache.
         let start = self.frontier.size();
-        let bundle_starts = match self.write_frames(start, time_ns, &new_entries) {
-            Ok(b) => b,
-            Err(e) => {
+        let hashing = LeafHashing::new(&new_entries);
+        let written = std::thread::scope(|s| {
+            let hashing = &hashing;
+            let helpers: Vec<_> = (0..hashing.helpers())
+                .map(|_| s.spawn(move || hashing.work()))
+                .collect();
+            let written = self.write_frames(start, time_ns, &new_entries);
+            hashing.work();
+            for h in helpers {
+                // A helper that panicked left its chunk unhashed; `finish` then says so.
+                let _ = h.join();
+            }
+            written
+        });
+        let leaves = hashing.finish();
+        let (leaves, bundle_starts) = match (leaves, written) {
+            (Ok(leaves), Ok(b)) => (leaves, b),
+            (Err(e), _) | (_, Err(e)) => {
                 self.poison(&e);
                 for (reply, _) in plans {
                     let _ = reply.send(Err(StoreError::Poisoned));
@@ -655,26 +672,82 @@ fn conflict(id: &[u8; 16], index: u64) -> StoreError {
     }
 }
 
-/// Leaf hashes of a group, split across threads when the group is large enough to pay for it.
-fn hash_leaves(entries: &[NewEntry]) -> Vec<Hash> {
+/// The leaf hashes of a group, computed in chunks by whichever threads call
+/// [`LeafHashing::work`]: the writer's helpers from the start, the writer itself once its
+/// frames are written, so neither core waits for the other.
+struct LeafHashing<'a> {
+    entries: &'a [NewEntry],
+    /// The next chunk to take.
+    next: AtomicUsize,
+    /// The hashes, and how many chunks are in.
+    out: Mutex<(Vec<Hash>, usize)>,
+}
+
+impl<'a> LeafHashing<'a> {
+    /// Entries per chunk: large enough that taking one and storing its hashes cost nothing
+    /// beside hashing it (about 0.2 ms), small enough that the threads finish together.
+    const CHUNK: usize = 1024;
+    /// Groups smaller than this are hashed by the writer alone: starting a thread would cost
+    /// more than it saves.
     const PARALLEL_FROM: usize = 2048;
-    if entries.len() < PARALLEL_FROM {
-        return entries.iter().map(|e| leaf_hash(&e.data)).collect();
-    }
-    let threads = std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
-        .min(8);
-    let chunk = entries.len().div_ceil(threads);
-    let mut out = vec![Hash::default(); entries.len()];
-    std::thread::scope(|s| {
-        for (src, dst) in entries.chunks(chunk).zip(out.chunks_mut(chunk)) {
-            s.spawn(move || {
-                for (e, h) in src.iter().zip(dst.iter_mut()) {
-                    *h = leaf_hash(&e.data);
-                }
-            });
+
+    fn new(entries: &'a [NewEntry]) -> Self {
+        LeafHashing {
+            entries,
+            next: AtomicUsize::new(0),
+            out: Mutex::new((vec![Hash::default(); entries.len()], 0)),
         }
-    });
-    out
+    }
+
+    /// How many helper threads to start beside the writer.
+    fn helpers(&self) -> usize {
+        if self.entries.len() < Self::PARALLEL_FROM {
+            return 0;
+        }
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        cores.clamp(1, 8) - 1
+    }
+
+    /// Hashes chunks until none is left.
+    fn work(&self) {
+        let chunks = self.entries.len().div_ceil(Self::CHUNK);
+        let mut hashes = Vec::with_capacity(Self::CHUNK.min(self.entries.len()));
+        loop {
+            let c = self.next.fetch_add(1, Ordering::Relaxed);
+            if c >= chunks {
+                return;
+            }
+            let from = c * Self::CHUNK;
+            let to = (from + Self::CHUNK).min(self.entries.len());
+            hashes.clear();
+            hashes.extend(
+                self.entries
+                    .get(from..to)
+                    .unwrap_or_default()
+                    .iter()
+                    .map(|e| leaf_hash(&e.data)),
+            );
+            let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(slots) = out.0.get_mut(from..to) {
+                slots.copy_from_slice(&hashes);
+            }
+            out.1 += 1;
+        }
+    }
+
+    /// The hashes, once every chunk is in.
+    ///
+    /// # Errors
+    ///
+    /// If a chunk is missing (a thread hashing it panicked).
+    fn finish(self) -> Result<Vec<Hash>> {
+        let (hashes, done) = self.out.into_inner().unwrap_or_else(|p| p.into_inner());
+        if done == self.entries.len().div_ceil(Self::CHUNK) {
+            Ok(hashes)
+        } else {
+            Err(StoreError::Index(
+                "a leaf-hashing thread failed; the group was not written".to_owned(),
+            ))
+        }
+    }
 }

@@ -122,6 +122,25 @@ fn appended_entries_read_back_prove_and_tile() {
     assert_eq!(report.entries, 1300);
 }
 
+/// Groups large enough that their leaves are hashed by several threads, in chunks, while
+/// the writer writes their frames: sizes around the thresholds and not multiples of a chunk.
+#[test]
+fn large_groups_hashed_in_parallel_get_every_leaf_in_its_place() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let mut entries = Vec::new();
+    for batch in [2047u64, 2048, 2049, 3333, 1024, 5000] {
+        // `fill` checks each acknowledged leaf hash against the entry's own.
+        entries.extend(fill(&store, batch, batch));
+    }
+    let cp = store.publish_checkpoint().unwrap();
+    assert_eq!(cp.size, entries.len() as u64);
+    assert_eq!(cp.root, MemoryTree::from_entries(&entries).root());
+    store.close().unwrap();
+    let report = verify_dir(dir.path(), &signer().verifier()).unwrap();
+    assert_eq!(report.entries, entries.len() as u64);
+}
+
 #[test]
 fn entry_bundles_of_one_frame_or_several_hold_their_entries() {
     // Bundles 0 and 1 are written as one frame each; bundle 2 in frames of 100 entries and
