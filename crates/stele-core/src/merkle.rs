@@ -546,6 +546,89 @@ impl Frontier {
         self.peaks.push(hash);
         self.size = new_size;
     }
+
+    /// Appends a complete subtree of `2^level` leaves whose root is `root`, as if its leaves
+    /// had been pushed one by one: calls `on_node(level, index, root)` and then, bottom-up,
+    /// for every node above it that it completes. The nodes inside the subtree are the
+    /// caller's (see [`subtree_levels`]). Lets the hashing of a large append be split into
+    /// aligned blocks computed in parallel.
+    ///
+    /// # Errors
+    /// [`UnalignedSubtree`] unless the size is a multiple of `2^level` (`level` < 64), the only
+    /// place such a subtree can go; nothing changes then.
+    ///
+    /// # Panics
+    /// If the tree would then hold more than `u64::MAX` leaves.
+    pub fn push_subtree(
+        &mut self,
+        level: u8,
+        root: Hash,
+        mut on_node: impl FnMut(u8, u64, Hash),
+    ) -> Result<(), UnalignedSubtree> {
+        let aligned = level < 64 && self.size.trailing_zeros() >= u32::from(level);
+        if !aligned {
+            return Err(UnalignedSubtree {
+                size: self.size,
+                level,
+            });
+        }
+        let index = self.size >> level;
+        #[allow(clippy::expect_used)] // Unreachable in practice: 2^64 - 1 appends.
+        let new_size = self
+            .size
+            .checked_add(1 << level)
+            .expect("Merkle tree size overflow");
+        on_node(level, index, root);
+        let mut hash = root;
+        for up in 1..=index.trailing_ones() {
+            let Some(left) = self.peaks.pop() else {
+                break; // from_peaks guarantees one peak per set bit.
+            };
+            hash = node_hash(&left, &hash);
+            let l = u8::try_from(u32::from(level) + up).unwrap_or(u8::MAX);
+            on_node(l, index >> up, hash);
+        }
+        self.peaks.push(hash);
+        self.size = new_size;
+        Ok(())
+    }
+}
+
+/// [`Frontier::push_subtree`] was given a subtree that cannot go at the tree's size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+#[error("a subtree of 2^{level} leaves cannot be appended to a tree of {size} leaves")]
+pub struct UnalignedSubtree {
+    /// The tree size.
+    pub size: u64,
+    /// The subtree's level.
+    pub level: u8,
+}
+
+/// Every inner node of the complete subtree over `leaves` (a power of two of them), level
+/// by level from level 1 up, each level left to right, appended to `out`; the last one is
+/// the subtree's root. Returns the subtree's level (0 for one leaf, which has no inner
+/// node), or `None`, appending nothing, if the number of leaves is not a power of two.
+pub fn subtree_levels(leaves: &[Hash], out: &mut Vec<Hash>) -> Option<u8> {
+    if !leaves.len().is_power_of_two() {
+        return None;
+    }
+    out.reserve(leaves.len() - 1);
+    let parents = |nodes: &[Hash]| -> Vec<Hash> {
+        nodes
+            .chunks_exact(2)
+            .map(|pair| match pair {
+                [left, right] => node_hash(left, right),
+                // `chunks_exact(2)` yields pairs only.
+                _ => Hash::default(),
+            })
+            .collect()
+    };
+    let mut level = parents(leaves);
+    while !level.is_empty() {
+        out.extend_from_slice(&level);
+        level = parents(&level);
+    }
+    u8::try_from(leaves.len().trailing_zeros()).ok()
 }
 
 /// A whole tree in memory, every level kept: a [`NodeSource`] for tests and small verifiers.

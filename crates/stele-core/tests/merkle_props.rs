@@ -10,8 +10,9 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use stele_core::hash::{empty_root, leaf_hash, node_hash};
 use stele_core::merkle::{
-    consistency_proof, inclusion_proof, root, verify_consistency, verify_inclusion, Frontier,
-    MemoryTree, MerkleError, MissingNode, NodeSource, PeakCountError, ProofError,
+    consistency_proof, inclusion_proof, root, subtree_levels, verify_consistency, verify_inclusion,
+    Frontier, MemoryTree, MerkleError, MissingNode, NodeSource, PeakCountError, ProofError,
+    UnalignedSubtree,
 };
 use stele_core::Hash;
 
@@ -239,6 +240,98 @@ fn frontier_matches_memory_tree_at_every_size() {
         assert_eq!(nodes.as_slice(), t.nodes(level as u8), "level {level}");
     }
     assert!(t.nodes(reported.len() as u8).is_empty());
+}
+
+/// Pushes `leaves` one by one, or a complete aligned block at a time as [`subtree_levels`]
+/// and [`Frontier::push_subtree`] allow, recording every node reported or computed, per
+/// level in arrival order.
+fn grow(frontier: &mut Frontier, blocks: &[(u8, bool)], reported: &mut Vec<Vec<(u64, Hash)>>) {
+    let mut record = |level: u8, index: u64, hash: Hash| {
+        let level = usize::from(level);
+        if reported.len() <= level {
+            reported.resize(level + 1, vec![]);
+        }
+        reported[level].push((index, hash));
+    };
+    for &(level, whole) in blocks {
+        let from = frontier.size();
+        let n = 1u64 << level;
+        let block = &leaves()[from as usize..(from + n) as usize];
+        let aligned = from.is_multiple_of(n);
+        if whole && aligned {
+            let mut inner = vec![];
+            assert_eq!(subtree_levels(block, &mut inner), Some(level));
+            assert_eq!(inner.len() as u64, n - 1);
+            // The caller stores the leaves and the inner nodes, level by level, all but the
+            // root (a block of one leaf is its own root).
+            for (i, l) in block.iter().enumerate().filter(|_| level > 0) {
+                record(0, from + i as u64, *l);
+            }
+            let mut at = 0;
+            for l in 1..level {
+                let width = (n >> l) as usize;
+                for (i, h) in inner[at..at + width].iter().enumerate() {
+                    record(l, (from >> l) + i as u64, *h);
+                }
+                at += width;
+            }
+            let root = if level == 0 { block[0] } else { inner[at] };
+            frontier.push_subtree(level, root, &mut record).unwrap();
+        } else {
+            if whole {
+                let before = frontier.clone();
+                assert_eq!(
+                    frontier.push_subtree(level, leaf(0), |_, _, _| panic!("no node")),
+                    Err(UnalignedSubtree { size: from, level })
+                );
+                assert_eq!(*frontier, before);
+            }
+            for l in block {
+                frontier.push(*l, &mut record);
+            }
+        }
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    /// Appending complete aligned subtrees (their inner nodes computed apart, as the store's
+    /// hashing threads do) reports exactly the nodes, in the order per level, and reaches
+    /// exactly the peaks and root that pushing their leaves one at a time does.
+    #[test]
+    fn aligned_subtrees_grow_the_tree_as_their_leaves_do(
+        start in 0u64..600,
+        blocks in proptest::collection::vec((0u8..7, any::<bool>()), 1..12),
+    ) {
+        let mut by_blocks = Frontier::new();
+        let mut by_leaves = Frontier::new();
+        let (mut a, mut b) = (vec![], vec![]);
+        for l in &leaves()[..start as usize] {
+            by_blocks.push(*l, |_, _, _| {});
+            by_leaves.push(*l, |_, _, _| {});
+        }
+        let leaf_blocks: Vec<(u8, bool)> = blocks.iter().map(|&(l, _)| (l, false)).collect();
+        grow(&mut by_blocks, &blocks, &mut a);
+        grow(&mut by_leaves, &leaf_blocks, &mut b);
+        prop_assert_eq!(&by_blocks, &by_leaves);
+        prop_assert_eq!(by_blocks.root(), prefix_root(by_blocks.size()));
+        prop_assert_eq!(a, b);
+    }
+}
+
+#[test]
+fn subtree_levels_wants_a_power_of_two() {
+    let mut out = vec![];
+    assert_eq!(subtree_levels(&leaves()[..3], &mut out), None);
+    assert_eq!(subtree_levels(&[], &mut out), None);
+    assert!(out.is_empty());
+    assert_eq!(subtree_levels(&leaves()[..1], &mut out), Some(0));
+    assert!(out.is_empty());
+    assert_eq!(subtree_levels(&leaves()[..8], &mut out), Some(3));
+    assert_eq!(out.len(), 7);
+    assert_eq!(out[6], tree().node(3, 0).unwrap());
+    assert_eq!(out[4..6], tree().nodes(2)[..2]);
 }
 
 #[test]

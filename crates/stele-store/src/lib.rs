@@ -27,6 +27,7 @@ pub mod datadir;
 mod error;
 pub mod frame;
 mod fsutil;
+mod hashing;
 mod idindex;
 pub mod layout;
 mod levels;

@@ -10,22 +10,21 @@
 //! durable at exactly the size it signs.
 
 use std::collections::VecDeque;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::sync::mpsc::{Receiver, RecvTimeoutError};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use stele_core::checkpoint::{sign_checkpoint, Checkpoint};
-use stele_core::hash::leaf_hash;
 use stele_core::merkle::Frontier;
 use stele_core::note::NoteSigner;
 use stele_core::timestamp::{Timestamp, TIMESTAMP_LEN};
-use stele_core::Hash;
 use tokio::sync::oneshot;
 
 use crate::bundles::BundleIndexWriter;
 use crate::error::{Result, StoreError};
 use crate::frame;
+use crate::hashing::GroupHashing;
 use crate::idindex::{FastMap, IdIndex, IdReader, IdRecord, Indexed};
 use crate::layout::{Layout, BUNDLE_WIDTH, ENTRIES_PER_SEGMENT};
 use crate::levels::LevelWriter;
@@ -344,7 +343,7 @@ impl Writer {
         // hashing once its write is done. Hashing first and writing after left one core idle
         // through the write, the kernel's copy of the group into the page cache.
         let start = self.frontier.size();
-        let hashing = LeafHashing::new(&new_entries);
+        let hashing = GroupHashing::new(start, &new_entries);
         let written = std::thread::scope(|s| {
             let hashing = &hashing;
             let helpers: Vec<_> = (0..hashing.helpers())
@@ -377,11 +376,11 @@ impl Writer {
         for off in bundle_starts {
             self.bundles.push(off);
         }
-        let levels = &mut self.levels;
-        for leaf in &leaves {
-            self.frontier
-                .push(*leaf, |level, _index, hash| levels.push(level, &hash));
+        if let Err(e) = leaves.extend_tree(&mut self.frontier, &mut self.levels) {
+            // A bug, not an I/O failure; the tree files can no longer be trusted.
+            self.poison(&e);
         }
+        let leaves = leaves.into_leaves();
         let end = self.frontier.size();
         let records: Vec<Indexed> = new_entries
             .iter()
@@ -669,85 +668,5 @@ fn conflict(id: &[u8; 16], index: u64) -> StoreError {
     StoreError::Conflict {
         id: uuid::Uuid::from_bytes(*id).to_string(),
         index,
-    }
-}
-
-/// The leaf hashes of a group, computed in chunks by whichever threads call
-/// [`LeafHashing::work`]: the writer's helpers from the start, the writer itself once its
-/// frames are written, so neither core waits for the other.
-struct LeafHashing<'a> {
-    entries: &'a [NewEntry],
-    /// The next chunk to take.
-    next: AtomicUsize,
-    /// The hashes, and how many chunks are in.
-    out: Mutex<(Vec<Hash>, usize)>,
-}
-
-impl<'a> LeafHashing<'a> {
-    /// Entries per chunk: large enough that taking one and storing its hashes cost nothing
-    /// beside hashing it (about 0.2 ms), small enough that the threads finish together.
-    const CHUNK: usize = 1024;
-    /// Groups smaller than this are hashed by the writer alone: starting a thread would cost
-    /// more than it saves.
-    const PARALLEL_FROM: usize = 2048;
-
-    fn new(entries: &'a [NewEntry]) -> Self {
-        LeafHashing {
-            entries,
-            next: AtomicUsize::new(0),
-            out: Mutex::new((vec![Hash::default(); entries.len()], 0)),
-        }
-    }
-
-    /// How many helper threads to start beside the writer.
-    fn helpers(&self) -> usize {
-        if self.entries.len() < Self::PARALLEL_FROM {
-            return 0;
-        }
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        cores.clamp(1, 8) - 1
-    }
-
-    /// Hashes chunks until none is left.
-    fn work(&self) {
-        let chunks = self.entries.len().div_ceil(Self::CHUNK);
-        let mut hashes = Vec::with_capacity(Self::CHUNK.min(self.entries.len()));
-        loop {
-            let c = self.next.fetch_add(1, Ordering::Relaxed);
-            if c >= chunks {
-                return;
-            }
-            let from = c * Self::CHUNK;
-            let to = (from + Self::CHUNK).min(self.entries.len());
-            hashes.clear();
-            hashes.extend(
-                self.entries
-                    .get(from..to)
-                    .unwrap_or_default()
-                    .iter()
-                    .map(|e| leaf_hash(&e.data)),
-            );
-            let mut out = self.out.lock().unwrap_or_else(|p| p.into_inner());
-            if let Some(slots) = out.0.get_mut(from..to) {
-                slots.copy_from_slice(&hashes);
-            }
-            out.1 += 1;
-        }
-    }
-
-    /// The hashes, once every chunk is in.
-    ///
-    /// # Errors
-    ///
-    /// If a chunk is missing (a thread hashing it panicked).
-    fn finish(self) -> Result<Vec<Hash>> {
-        let (hashes, done) = self.out.into_inner().unwrap_or_else(|p| p.into_inner());
-        if done == self.entries.len().div_ceil(Self::CHUNK) {
-            Ok(hashes)
-        } else {
-            Err(StoreError::Index(
-                "a leaf-hashing thread failed; the group was not written".to_owned(),
-            ))
-        }
     }
 }

@@ -122,8 +122,10 @@ fn appended_entries_read_back_prove_and_tile() {
     assert_eq!(report.entries, 1300);
 }
 
-/// Groups large enough that their leaves are hashed by several threads, in chunks, while
-/// the writer writes their frames: sizes around the thresholds and not multiples of a chunk.
+/// Groups large enough that their leaves and the nodes of the tree's 1024-leaf blocks they
+/// fill are hashed by several threads while the writer writes their frames: sizes around the
+/// thresholds, groups that start and end inside blocks and groups that fill some whole.
+/// `verify_dir` recomputes every stored node from the entries.
 #[test]
 fn large_groups_hashed_in_parallel_get_every_leaf_in_its_place() {
     let dir = tempfile::tempdir().unwrap();
