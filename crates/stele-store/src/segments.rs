@@ -48,6 +48,12 @@ impl SegmentWriter {
             file.set_len(len)
                 .map_err(StoreError::io("truncate", &path))?;
             file.sync_all().map_err(StoreError::io("fsync", &path))?;
+        } else if existed {
+            // Recovery keeps whole frames past the last `fdatasync` that a crash of the
+            // process (not of the machine) left in the page cache. From now on they are
+            // readable and answer retries of their ids as already stored, so they must be
+            // durable first, or a power loss could still take them.
+            file.sync_data().map_err(StoreError::io("fdatasync", &path))?;
         }
         if !existed {
             crate::fsutil::sync_dir(&dir)?;
