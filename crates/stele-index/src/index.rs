@@ -80,6 +80,10 @@ struct Inner {
     last_time: AtomicU64,
     stop: AtomicBool,
     follower: Mutex<Option<JoinHandle<()>>>,
+    /// Held through each [`step`]: a step reads where the open chunk ends, works without the
+    /// state lock, then appends there, so two at once (the follower and a caller of
+    /// [`Index::catch_up`]) would index the same entries twice.
+    stepping: Mutex<()>,
     metrics: Metrics,
 }
 
@@ -178,6 +182,7 @@ impl Index {
             last_time: AtomicU64::new(last_time as u64),
             stop: AtomicBool::new(false),
             follower: Mutex::new(None),
+            stepping: Mutex::new(()),
             metrics: Metrics {
                 indexed: Gauge::default(),
                 lag: Gauge::default(),
@@ -517,6 +522,7 @@ fn follow(weak: std::sync::Weak<Inner>) {
 
 /// Indexes up to [`BATCH`] new entries (stopping at a chunk boundary); returns how many.
 fn step(inner: &Inner) -> Result<u64> {
+    let _stepping = inner.stepping.lock().unwrap_or_else(|p| p.into_inner());
     let cs = u64::from(inner.chunk_size);
     let (from, open_first) = {
         let st = inner.state.read().unwrap_or_else(|p| p.into_inner());

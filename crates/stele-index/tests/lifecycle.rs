@@ -248,3 +248,40 @@ fn cursors_are_stable_while_the_log_grows() {
     index.shutdown();
     let _: &Store = index.store();
 }
+
+/// Indexing from several threads at once (the follower, and callers of `catch_up`) indexes
+/// every entry exactly once.
+#[test]
+fn concurrent_catch_ups_index_each_entry_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = common::open_store(dir.path());
+    let mut o = IndexOptions::new(dir.path().join("index"));
+    o.chunk_size = 64;
+    o.follow = true;
+    let index = Index::open(store.clone(), o).unwrap();
+    let mut synth = Synth::new(5, cfg());
+    let stop = Arc::new(AtomicBool::new(false));
+    let catchers: Vec<_> = (0..3)
+        .map(|_| {
+            let (index, stop) = (index.clone(), stop.clone());
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    index.catch_up().unwrap();
+                }
+            })
+        })
+        .collect();
+    for round in 0..60 {
+        let events: Vec<Value> = (0..(round % 7 + 1) * 9).map(|_| synth.event()).collect();
+        common::append(&store, &events);
+    }
+    stop.store(true, Ordering::Relaxed);
+    for c in catchers {
+        c.join().unwrap();
+    }
+    index.catch_up().unwrap();
+    assert_eq!(index.indexed(), store.size());
+    let all = index.count(&Filter::default(), None, None);
+    assert_eq!(all.total, store.size());
+    index.shutdown();
+}

@@ -53,7 +53,8 @@ impl SegmentWriter {
             // process (not of the machine) left in the page cache. From now on they are
             // readable and answer retries of their ids as already stored, so they must be
             // durable first, or a power loss could still take them.
-            file.sync_data().map_err(StoreError::io("fdatasync", &path))?;
+            file.sync_data()
+                .map_err(StoreError::io("fdatasync", &path))?;
         }
         if !existed {
             crate::fsutil::sync_dir(&dir)?;
