@@ -33,6 +33,7 @@ pub mod hash;
 pub mod merkle;
 pub mod misbehaviour;
 pub mod note;
+mod objects_only;
 pub mod rotation;
 pub mod tile;
 pub mod timestamp;

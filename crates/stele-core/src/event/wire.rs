@@ -131,32 +131,9 @@ pub struct WirePolicy<'a> {
     pub version: Option<Str<'a>>,
 }
 
-/// Implements `Deserialize` for the wire types so that each takes a JSON object only.
-/// serde's derived structs also accept an array of their fields in order (`"policy": ["p"]`),
-/// which schema v1, and full validation, refuse. Each derive is `remote = "Self"`, which
-/// makes the derived code an inherent `deserialize` function; this impl asks the
-/// deserializer for a map and hands that to it.
-macro_rules! objects_only {
-    ($($wire:ident),*) => {$(
-        impl<'de: 'a, 'a> Deserialize<'de> for $wire<'a> {
-            fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-                struct ObjectOnly;
-                impl<'de> Visitor<'de> for ObjectOnly {
-                    type Value = $wire<'de>;
-                    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                        f.write_str("an object")
-                    }
-                    fn visit_map<M: de::MapAccess<'de>>(self, map: M) -> Result<$wire<'de>, M::Error> {
-                        $wire::deserialize(de::value::MapAccessDeserializer::new(map))
-                    }
-                }
-                deserializer.deserialize_map(ObjectOnly)
-            }
-        }
-    )*};
-}
-
-objects_only!(WireEvent, WireActor, WireResource, WirePolicy);
+// Each wire type takes a JSON object only: serde's derived structs also accept an array of
+// their fields in order (`"policy": ["p"]`), which schema v1, and full validation, refuse.
+crate::objects_only!(WireEvent, WireActor, WireResource, WirePolicy);
 
 /// A JSON string, borrowed from the input unless it holds escapes.
 ///

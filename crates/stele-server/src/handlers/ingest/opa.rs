@@ -88,6 +88,7 @@ pub fn map_body(
 }
 
 #[derive(Deserialize)]
+#[serde(remote = "Self")]
 struct Decision<'a> {
     #[serde(borrow)]
     decision_id: Option<Str<'a>>,
@@ -114,10 +115,14 @@ struct Decision<'a> {
 }
 
 #[derive(Deserialize)]
+#[serde(remote = "Self")]
 struct Bundle<'a> {
     #[serde(borrow)]
     revision: Option<Str<'a>>,
 }
+
+// A decision (or a bundle) written as an array of its fields is not one.
+stele_core::objects_only!(Decision, Bundle);
 
 /// Maps one decision (its JSON text `raw`) to an event, checked against `limits`.
 pub fn map_record(record: usize, raw: &str, limits: &EventLimits) -> Mapped {
@@ -339,6 +344,33 @@ mod tests {
         assert_eq!(
             (o, why.unwrap().as_str()),
             ("error", "evaluation failed: boom")
+        );
+    }
+
+    #[test]
+    fn a_decision_written_as_an_array_is_refused() {
+        let limits = EventLimits::default();
+        // An object with the same values is a decision (so the array is refused for its
+        // shape, not its contents).
+        assert!(map_record(
+            0,
+            r#"{"decision_id": "d-1", "path": "authz/allow"}"#,
+            &limits
+        )
+        .is_ok());
+        let problem = map_record(0, r#"["d-1", "authz/allow"]"#, &limits).unwrap_err();
+        assert_eq!(problem.path, "$");
+        assert!(
+            problem.message.contains("expected an object"),
+            "{}",
+            problem.message
+        );
+        let nested = r#"{"decision_id": "d-1", "bundles": {"authz": ["r1"]}}"#;
+        let problem = map_record(0, nested, &limits).unwrap_err();
+        assert!(
+            problem.message.contains("expected an object"),
+            "{}",
+            problem.message
         );
     }
 

@@ -222,14 +222,14 @@ struct Item<'r> {
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(remote = "Self", rename_all = "camelCase")]
 struct JsonRequest<'a> {
     #[serde(borrow, default)]
     resource_logs: Vec<JsonResourceLogs<'a>>,
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(remote = "Self", rename_all = "camelCase")]
 struct JsonResourceLogs<'a> {
     resource: Option<Resource>,
     #[serde(borrow, default)]
@@ -237,12 +237,15 @@ struct JsonResourceLogs<'a> {
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(remote = "Self", rename_all = "camelCase")]
 struct JsonScopeLogs<'a> {
     scope: Option<InstrumentationScope>,
     #[serde(borrow, default)]
     log_records: Vec<&'a RawValue>,
 }
+
+// OTLP/JSON messages are objects; serde would also read an array of their fields.
+stele_core::objects_only!(JsonRequest, JsonResourceLogs, JsonScopeLogs);
 
 /// Decodes a request and maps every log record, in request order, each event checked
 /// against `limits`.
@@ -758,6 +761,25 @@ mod tests {
             key: key.to_owned(),
             value,
             ..Default::default()
+        }
+    }
+
+    #[test]
+    fn json_messages_written_as_arrays_are_refused() {
+        let limits = EventLimits::default();
+        let map = |body: &str| map_body(body.as_bytes(), Encoding::Json, 100, &limits);
+        // The object forms decode (no records: nothing to map).
+        assert!(map(r#"{"resourceLogs": [{"scopeLogs": [{"logRecords": []}]}]}"#).is_ok());
+        for body in [
+            r#"[[]]"#,
+            r#"{"resourceLogs": [[null, []]]}"#,
+            r#"{"resourceLogs": [{"scopeLogs": [[null, []]]}]}"#,
+        ] {
+            match map(body) {
+                Err(ApiError::BadRequest(m)) => assert!(m.contains("expected an object"), "{m}"),
+                Err(e) => panic!("{body}: {e}"),
+                Ok(_) => panic!("{body} was accepted"),
+            }
         }
     }
 
