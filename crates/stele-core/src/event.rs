@@ -32,6 +32,7 @@ use crate::timestamp::{parse_unix_nanos_wide, Timestamp, TIMESTAMP_LEN};
 use json_str::write_str;
 
 mod check;
+mod flat_jcs;
 mod json_str;
 mod wire;
 
