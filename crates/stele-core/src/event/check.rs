@@ -16,6 +16,7 @@ use std::net::IpAddr;
 use serde_json::{Map, Value};
 use uuid::Uuid;
 
+use super::flat_jcs::canonical_flat;
 use super::{
     Actor, ActorType, Canonical, Event, EventLimits, FieldError, Named, Outcome, Policy, Resource,
     MAX_CLIENT_TIME_CHARS, MAX_ID_CHARS, MAX_IP_CHARS, MAX_NAME_CHARS, MAX_TEXT_CHARS,
@@ -454,7 +455,10 @@ pub(super) fn canonical_context(
     map: &Map<String, Value>,
     limits: &EventLimits,
 ) -> Result<Option<Canonical>, String> {
-    let canonical = serde_json_canonicalizer::to_vec(map);
+    let canonical = match canonical_flat(map) {
+        Some(flat) => Ok(flat),
+        None => serde_json_canonicalizer::to_vec(map),
+    };
     let size = canonical.as_ref().map_or(usize::MAX, Vec::len);
     if size > limits.max_context_bytes {
         return Err(format!(

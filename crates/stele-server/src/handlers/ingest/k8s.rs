@@ -17,9 +17,9 @@ use serde::Deserialize;
 use serde_json::value::RawValue;
 use serde_json::{json, Value};
 
-use stele_core::event::{EventLimits, WirePolicy};
+use stele_core::event::{EventLimits, WirePolicy, MAX_ID_CHARS, MAX_NAME_CHARS};
 
-use super::map::{self, fit_id, fit_name, fit_text, object, Str};
+use super::map::{self, fit_id, fit_owned, fit_text, object, Str};
 use super::{
     content_id, ingest_bytes, read_body, IngestReport, Mapped, MappedEvent, RecordProblem,
 };
@@ -279,7 +279,10 @@ pub fn map_record(record: usize, raw: &str, limits: &EventLimits) -> Mapped {
         })
         .and_then(fit_text);
     let (policy, rbac_role) = match authz_reason.and_then(rbac_grant) {
-        Some((binding, role)) => (fit_id(&binding), Some(role)),
+        Some((binding, role)) => (
+            fit_owned(binding, MAX_ID_CHARS),
+            fit_owned(role, MAX_ID_CHARS),
+        ),
         None => (None, None),
     };
 
@@ -311,10 +314,7 @@ pub fn map_record(record: usize, raw: &str, limits: &EventLimits) -> Mapped {
                 .and_then(fit_id)
                 .map(Value::from),
         ),
-        (
-            "rbac_role",
-            rbac_role.as_deref().and_then(fit_id).map(Value::from),
-        ),
+        ("rbac_role", rbac_role.map(Value::from)),
     ]);
     let client_time = [
         &ev.stage_timestamp,
@@ -360,22 +360,30 @@ fn resource_of(object_ref: Option<&ObjectRef<'_>>, uri: Option<&str>) -> (String
         non_empty(s.as_ref())
     }
     if let Some(o) = object_ref.filter(|o| some(&o.resource).is_some()) {
-        let mut kind = some(&o.resource).unwrap_or_default().to_owned();
-        if let Some(group) = some(&o.api_group) {
-            kind = format!("{kind}.{group}");
+        let (group, sub) = (some(&o.api_group), some(&o.subresource));
+        let resource = some(&o.resource).unwrap_or_default();
+        // Built in place: this runs per record, and `format!` for each part cost more.
+        let mut kind = String::with_capacity(
+            resource.len() + group.map_or(0, |g| g.len() + 1) + sub.map_or(0, |s| s.len() + 1),
+        );
+        kind.push_str(resource);
+        if let Some(group) = group {
+            kind.push('.');
+            kind.push_str(group);
         }
-        if let Some(sub) = some(&o.subresource) {
-            kind = format!("{kind}/{sub}");
+        if let Some(sub) = sub {
+            kind.push('/');
+            kind.push_str(sub);
         }
         let id = match (some(&o.namespace), some(&o.name)) {
-            (Some(ns), Some(name)) => format!("{ns}/{name}"),
+            (Some(ns), Some(name)) => map::join(ns, '/', name),
             (None, Some(name)) => name.to_owned(),
-            (Some(ns), None) => format!("{ns}/*"),
+            (Some(ns), None) => map::join(ns, '/', "*"),
             (None, None) => "*".to_owned(),
         };
         return (
-            fit_name(&kind).unwrap_or_else(|| "unknown".to_owned()),
-            fit_id(&id).unwrap_or_else(|| "*".to_owned()),
+            fit_owned(kind, MAX_NAME_CHARS).unwrap_or_else(|| "unknown".to_owned()),
+            fit_owned(id, MAX_ID_CHARS).unwrap_or_else(|| "*".to_owned()),
         );
     }
     let path = uri
@@ -404,7 +412,7 @@ fn kind_and_quoted(s: &str) -> Option<(String, &str)> {
     let (kind, rest) = s.split_once(' ')?;
     let rest = rest.strip_prefix('"')?;
     let (name, rest) = rest.split_once('"')?;
-    Some((format!("{kind}/{name}"), rest))
+    Some((map::join(kind, '/', name), rest))
 }
 
 #[cfg(test)]

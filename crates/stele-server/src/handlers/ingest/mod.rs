@@ -359,7 +359,10 @@ pub fn prepare_all(records: Vec<Mapped>, limits: &EventLimits, now: Timestamp) -
                 continue;
             }
         };
-        match ev.encode(Uuid::now_v7(), now, limits) {
+        // Records with an id of their own (every Kubernetes and OPA record) need no fresh
+        // one: making a UUIDv7 reads the clock and draws random bytes.
+        let assigned = ev.id().unwrap_or_else(Uuid::now_v7);
+        match ev.encode(assigned, now, limits) {
             Ok(p) => prepared.push((record, p)),
             Err(PrepareError::TooLarge { size, limit }) => problems.push(RecordProblem {
                 record,
