@@ -49,6 +49,7 @@ pub async fn ingest(
 
 /// The envelope: an `EventList` (or a lone `Event`).
 #[derive(Deserialize)]
+#[serde(remote = "Self")]
 struct Envelope<'a> {
     #[serde(borrow)]
     kind: Option<Cow<'a, str>>,
@@ -119,7 +120,7 @@ fn check_api_version(v: Option<&str>) -> Result<(), String> {
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(remote = "Self", rename_all = "camelCase")]
 struct AuditEvent<'a> {
     #[serde(borrow)]
     kind: Option<Str<'a>>,
@@ -194,13 +195,14 @@ impl<'de: 'a, 'a> Deserialize<'de> for Annotations<'a> {
 }
 
 #[derive(Deserialize)]
+#[serde(remote = "Self")]
 struct UserInfo<'a> {
     #[serde(borrow)]
     username: Option<Str<'a>>,
 }
 
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
+#[serde(remote = "Self", rename_all = "camelCase")]
 struct ObjectRef<'a> {
     #[serde(borrow)]
     resource: Option<Str<'a>>,
@@ -215,6 +217,7 @@ struct ObjectRef<'a> {
 }
 
 #[derive(Deserialize)]
+#[serde(remote = "Self")]
 struct Status<'a> {
     code: Option<i64>,
     #[serde(borrow)]
@@ -222,6 +225,10 @@ struct Status<'a> {
     #[serde(borrow)]
     message: Option<Str<'a>>,
 }
+
+// Each is read from a JSON object only: serde would also read an array of the fields, in
+// order, as the record.
+stele_core::objects_only!(Envelope, AuditEvent, UserInfo, ObjectRef, Status);
 
 /// Maps one audit `Event` (its JSON text `raw`) to an event, checked against `limits`.
 pub fn map_record(record: usize, raw: &str, limits: &EventLimits) -> Mapped {
@@ -472,6 +479,35 @@ mod tests {
             "{}",
             err.message
         );
+    }
+
+    #[test]
+    fn records_written_as_arrays_are_refused() {
+        let limits = EventLimits::default();
+        let event = r#"{"kind":"Event","auditID":"a","stage":"ResponseComplete","verb":"get","user":{"username":"u"},"objectRef":{"resource":"pods"},"responseStatus":{"code":200}}"#;
+        assert!(mapped(0, event).is_ok());
+        // The whole event, or any object in it, as an array of its fields in order.
+        for bad in [
+            r#"["Event","audit.k8s.io/v1","Metadata","a","ResponseComplete","/","get"]"#,
+            &event.replace(r#"{"username":"u"}"#, r#"["u"]"#),
+            &event.replace(r#"{"resource":"pods"}"#, r#"["pods"]"#),
+            &event.replace(r#"{"code":200}"#, r#"[200]"#),
+        ] {
+            let err = mapped(0, bad).unwrap_err();
+            assert_eq!(err.path, "$", "{bad}");
+            assert!(
+                err.message.contains("expected an object"),
+                "{bad}: {}",
+                err.message
+            );
+        }
+        // An array body is not an EventList.
+        let body = format!(r#"["EventList","audit.k8s.io/v1",[{event}]]"#);
+        match map_body(body.as_bytes(), 10, &limits) {
+            Err(ApiError::BadRequest(m)) => assert!(m.contains("expected an object"), "{m}"),
+            Err(e) => panic!("{e}"),
+            Ok(_) => panic!("an array body was read as an EventList"),
+        }
     }
 
     #[test]
