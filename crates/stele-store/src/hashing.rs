@@ -9,7 +9,7 @@
 //! write; hashing the nodes one leaf at a time on the writer afterwards did too.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Mutex;
+use std::sync::{Mutex, OnceLock};
 
 use stele_core::hash::leaf_hash;
 use stele_core::merkle::{subtree_levels, Frontier};
@@ -71,17 +71,43 @@ impl<'a> GroupHashing<'a> {
         }
     }
 
+    /// Hashes the group on helper threads while this thread runs `beside` (the writer's
+    /// write of the frames), then on this thread too until every block is done.
+    ///
+    /// # Errors
+    ///
+    /// As [`GroupHashing::finish`].
+    pub fn run_beside<T>(self, beside: impl FnOnce() -> T) -> (Result<GroupHashes>, T) {
+        let out = std::thread::scope(|s| {
+            let this = &self;
+            let helpers: Vec<_> = (0..self.helpers())
+                .map(|_| s.spawn(move || this.work()))
+                .collect();
+            let out = beside();
+            self.work();
+            for h in helpers {
+                // A helper that panicked left its block unhashed; `finish` then says so.
+                let _ = h.join();
+            }
+            out
+        });
+        (self.finish(), out)
+    }
+
     /// How many helper threads to start beside the writer.
-    pub fn helpers(&self) -> usize {
+    fn helpers(&self) -> usize {
+        // Asked once: on Linux the answer reads the cgroup's CPU quota from files each time.
+        static CORES: OnceLock<usize> = OnceLock::new();
         if self.entries.len() < PARALLEL_FROM {
             return 0;
         }
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let cores =
+            *CORES.get_or_init(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
         cores.clamp(1, 8) - 1
     }
 
     /// Hashes blocks until none is left.
-    pub fn work(&self) {
+    fn work(&self) {
         let blocks = block_count(self.start, self.entries.len());
         let mut leaves = Vec::new();
         loop {
@@ -120,7 +146,7 @@ impl<'a> GroupHashing<'a> {
     /// # Errors
     ///
     /// If a block is missing (a thread hashing it panicked).
-    pub fn finish(self) -> Result<GroupHashes> {
+    fn finish(self) -> Result<GroupHashes> {
         let hashed = self.out.into_inner().unwrap_or_else(|p| p.into_inner());
         if hashed.done != hashed.inner.len() {
             return Err(StoreError::Index(

@@ -2,12 +2,11 @@
 //!
 //! Appenders queue requests; the writer takes everything queued (up to a bound), resolves
 //! idempotent retries, stamps one commit time, writes all the new frames with one `write` per
-//! segment while other threads hash their leaves, and updates the derived tree files, then
-//! hands the group to
-//! the fsync thread ([`crate::syncer`]), which makes it durable with one `fdatasync` and only
-//! then indexes its ids, publishes the new size and answers. Publishing checkpoints on this
-//! thread, after waiting for the fsync thread, means a checkpoint can make the derived files
-//! durable at exactly the size it signs.
+//! segment while other threads hash them ([`crate::hashing`]), and updates the derived tree
+//! files, then hands the group to the fsync thread ([`crate::syncer`]), which makes it durable
+//! with one `fdatasync` and only then indexes its ids, publishes the new size and answers.
+//! Publishing checkpoints on this thread, after waiting for the fsync thread, means a
+//! checkpoint can make the derived files durable at exactly the size it signs.
 
 use std::collections::VecDeque;
 use std::sync::atomic::Ordering;
@@ -343,23 +342,10 @@ impl Writer {
         // hashing once its write is done. Hashing first and writing after left one core idle
         // through the write, the kernel's copy of the group into the page cache.
         let start = self.frontier.size();
-        let hashing = GroupHashing::new(start, &new_entries);
-        let written = std::thread::scope(|s| {
-            let hashing = &hashing;
-            let helpers: Vec<_> = (0..hashing.helpers())
-                .map(|_| s.spawn(move || hashing.work()))
-                .collect();
-            let written = self.write_frames(start, time_ns, &new_entries);
-            hashing.work();
-            for h in helpers {
-                // A helper that panicked left its chunk unhashed; `finish` then says so.
-                let _ = h.join();
-            }
-            written
-        });
-        let leaves = hashing.finish();
-        let (leaves, bundle_starts) = match (leaves, written) {
-            (Ok(leaves), Ok(b)) => (leaves, b),
+        let (hashes, written) = GroupHashing::new(start, &new_entries)
+            .run_beside(|| self.write_frames(start, time_ns, &new_entries));
+        let (hashes, bundle_starts) = match (hashes, written) {
+            (Ok(hashes), Ok(b)) => (hashes, b),
             (Err(e), _) | (_, Err(e)) => {
                 self.poison(&e);
                 for (reply, _) in plans {
@@ -376,11 +362,11 @@ impl Writer {
         for off in bundle_starts {
             self.bundles.push(off);
         }
-        if let Err(e) = leaves.extend_tree(&mut self.frontier, &mut self.levels) {
+        if let Err(e) = hashes.extend_tree(&mut self.frontier, &mut self.levels) {
             // A bug, not an I/O failure; the tree files can no longer be trusted.
             self.poison(&e);
         }
-        let leaves = leaves.into_leaves();
+        let leaves = hashes.into_leaves();
         let end = self.frontier.size();
         let records: Vec<Indexed> = new_entries
             .iter()
